@@ -1,0 +1,34 @@
+# The two commands: `make lab` (set up, then open the course) and `make test` (set up, then test).
+VENV  := .venv
+BIN   := $(VENV)/bin
+STATE := .docklab
+PORT  ?= 8888
+
+.PHONY: lab test setup engine venv images clean-course
+
+setup: engine venv images
+
+engine:
+	@scripts/ensure-engine.sh
+
+venv: $(VENV)/.installed
+
+# Rebuilt only when the project's dependencies change: a warm `make lab` installs nothing.
+$(VENV)/.installed: pyproject.toml scripts/setup-venv.sh
+	@echo "docklab: setting up $(VENV) ..."
+	@scripts/setup-venv.sh
+	@touch $@
+
+images: engine venv
+	@$(BIN)/docklab images prepare
+
+lab: setup
+	@echo "docklab: opening the course; the URL to open follows (Ctrl-C stops JupyterLab)."
+	@$(BIN)/jupyter lab --no-browser --allow-root --ip=127.0.0.1 --port=$(PORT) \
+		--ServerApp.root_dir=$(CURDIR) notebooks/00-index.ipynb
+
+test: setup
+	@$(BIN)/python -m pytest
+
+clean-course: venv
+	@$(BIN)/docklab clean --yes

@@ -1,0 +1,3 @@
+"""``docklab doctor`` (being written)."""
+
+COMMANDS = []

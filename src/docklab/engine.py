@@ -1,0 +1,109 @@
+"""The one place that connects to the Docker Engine.
+
+``connect()`` honours DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, ssh://)
+exactly as the docker CLI does, negotiates the API version with the engine (never pinned), and turns
+the SDK's low-level failures into errors that say what to do.
+"""
+
+from __future__ import annotations
+
+import os
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from docklab.errors import EnginePermissionDenied, EngineTooOld, EngineUnavailable
+
+#: Oldest engine API the course is tested against (Docker 20.10, Debian bookworm's docker.io).
+MIN_API_VERSION = "1.41"
+
+_client: docker.DockerClient | None = None
+
+
+def engine_address() -> str:
+    """Where the engine is looked for: DOCKER_HOST, or the default local socket."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def _api_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def _unavailable(address: str, cause: Exception) -> EngineUnavailable:
+    return EngineUnavailable(
+        f"No Docker Engine answers at {address} ({cause.__class__.__name__}).",
+        "Start an engine (Docker Desktop, or `sudo dockerd` / `sudo systemctl start docker` on "
+        "Linux; `make lab` starts one for you on Debian), or set DOCKER_HOST to one that runs "
+        "elsewhere, e.g. DOCKER_HOST=ssh://me@host or DOCKER_HOST=tcp://host:2376 with "
+        "DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH=<folder with ca.pem, cert.pem, key.pem>.",
+    )
+
+
+def _permission_denied(address: str) -> EnginePermissionDenied:
+    return EnginePermissionDenied(
+        f"Permission denied on the engine's socket {address}.",
+        "Add yourself to the docker group (`sudo usermod -aG docker $USER`, then log out and in "
+        "again), or point DOCKER_HOST at an engine you may use (Docker Desktop, rootless Docker).",
+    )
+
+
+def _is_permission_error(exc: BaseException) -> bool:
+    while exc is not None:
+        if isinstance(exc, PermissionError):
+            return True
+        if "Permission denied" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def connect(*, timeout: int = 60, fresh: bool = False) -> docker.DockerClient:
+    """Return a client for the engine, checked to answer.
+
+    Equivalent CLI: ``docker version``. The client is cached for the process; ``fresh=True``
+    builds a new one (after DOCKER_HOST changed, say).
+    """
+    global _client
+    if _client is not None and not fresh:
+        return _client
+    address = engine_address()
+    try:
+        # version="auto" asks the engine for its API version: never pin above what it offers.
+        client = docker.from_env(version="auto", timeout=timeout)
+        api_version = client.api.api_version
+    except docker.errors.DockerException as exc:
+        if _is_permission_error(exc):
+            raise _permission_denied(address) from exc
+        raise _unavailable(address, exc) from exc
+    except (requests.exceptions.RequestException, OSError) as exc:
+        if _is_permission_error(exc):
+            raise _permission_denied(address) from exc
+        raise _unavailable(address, exc) from exc
+    if _api_tuple(api_version) < _api_tuple(MIN_API_VERSION):
+        client.close()
+        raise EngineTooOld(
+            f"The engine at {address} speaks API {api_version}; the course needs "
+            f"{MIN_API_VERSION} or newer (Docker Engine 20.10+).",
+            "Upgrade Docker (Docker Desktop: check for updates; Debian/Ubuntu: install a newer "
+            "docker.io or docker-ce).",
+        )
+    _client = client
+    return client
+
+
+def engine_summary(client: docker.DockerClient) -> dict:
+    """Versions and facts about the engine, as ``docker version`` / ``docker info`` show them."""
+    version = client.version()
+    info = client.info()
+    return {
+        "address": engine_address(),
+        "version": version.get("Version"),
+        "api_version": client.api.api_version,
+        "os": info.get("OperatingSystem"),
+        "arch": version.get("Arch"),
+        "storage_driver": info.get("Driver"),
+        "cgroup_version": info.get("CgroupVersion"),
+        "root_dir": info.get("DockerRootDir"),
+        "swarm": info.get("Swarm", {}).get("LocalNodeState"),
+    }

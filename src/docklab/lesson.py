@@ -1,0 +1,104 @@
+"""A notebook's handle on the engine: labels, names and cleanup for one lesson or lab.
+
+    lesson = docklab.lesson.start("02-running")     # connects, removes leftovers of an earlier run
+    web = lesson.run("nginx", name="web", ports={"80/tcp": 8080})   # docker run -d --name web ...
+    ...
+    lesson.cleanup()                                  # removes exactly what this lesson made
+
+Every ``run``/``create``/``network``/``volume``/``build`` adds the course labels and returns the
+SDK's own objects, so notebooks use docker-py as documented.
+"""
+
+from __future__ import annotations
+
+import docker
+import docker.errors
+
+from docklab import labels as L
+from docklab.engine import connect
+
+
+class Lesson:
+    """Creates labelled resources for one lesson and removes them again."""
+
+    def __init__(self, lesson_id: str, client: docker.DockerClient | None = None):
+        self.id = lesson_id
+        self._client = client
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = connect()
+        return self._client
+
+    def labels(self, **extra: str) -> dict[str, str]:
+        return L.labels_for(self.id, **extra)
+
+    def name(self, base: str) -> str:
+        return L.course_name(base)
+
+    def _merge(self, kwargs: dict) -> dict:
+        kwargs["labels"] = {**(kwargs.get("labels") or {}), **self.labels()}
+        if kwargs.get("name"):
+            kwargs["name"] = self.name(kwargs["name"])
+            self._remove_stale_container(kwargs["name"])
+        return kwargs
+
+    def _remove_stale_container(self, name: str) -> None:
+        # Re-running a notebook must not fail with "name already in use": a container of ours
+        # with that name is a leftover of an earlier run. Someone else's is left alone.
+        try:
+            old = self.client.containers.get(name)
+        except docker.errors.NotFound:
+            return
+        if old.labels.get(L.MANAGED) == "true":
+            old.remove(force=True, v=True)
+
+    def run(self, image: str, command=None, **kwargs):
+        """``docker run`` with the lesson's labels; detached unless ``detach=False``."""
+        kwargs.setdefault("detach", True)
+        return self.client.containers.run(image, command, **self._merge(kwargs))
+
+    def create(self, image: str, command=None, **kwargs):
+        """``docker create`` with the lesson's labels."""
+        return self.client.containers.create(image, command, **self._merge(kwargs))
+
+    def network(self, name: str, **kwargs):
+        """``docker network create`` (re-created if an earlier run left it behind)."""
+        name = self.name(name)
+        for old in self.client.networks.list(names=[name]):
+            if old.attrs.get("Labels", {}).get(L.MANAGED) == "true":
+                old.remove()
+        kwargs["labels"] = {**(kwargs.get("labels") or {}), **self.labels()}
+        return self.client.networks.create(name, **kwargs)
+
+    def volume(self, name: str | None = None, **kwargs):
+        """``docker volume create`` with the lesson's labels."""
+        kwargs["labels"] = {**(kwargs.get("labels") or {}), **self.labels()}
+        if name:
+            kwargs["name"] = self.name(name)
+        return self.client.volumes.create(**kwargs)
+
+    def build(self, **kwargs):
+        """``docker build`` with the lesson's labels; returns (image, log lines)."""
+        kwargs["labels"] = {**(kwargs.get("labels") or {}), **self.labels()}
+        kwargs.setdefault("rm", True)
+        kwargs.setdefault("forcerm", True)
+        return self.client.images.build(**kwargs)
+
+    def cleanup(self) -> L.Removed:
+        """Remove everything this learner made in this lesson (any session)."""
+        return L.remove_labelled(self.client, lesson=self.id, learner=L.learner_name())
+
+    def __enter__(self) -> "Lesson":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+def start(lesson_id: str) -> Lesson:
+    """Connect to the engine and clear what an earlier run of this lesson left behind."""
+    lesson = Lesson(lesson_id)
+    lesson.cleanup()
+    return lesson
