@@ -30,9 +30,26 @@ def _api_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+def _reason(exc: BaseException) -> str:
+    """The root cause of a connection failure, in a few words."""
+    text = ""
+    while exc is not None:
+        text += f" {exc}"
+        exc = exc.__cause__ or exc.__context__
+    for needle, reason in (("No such file", "the socket does not exist"),
+                           ("Connection refused", "connection refused"),
+                           ("timed out", "timed out"),
+                           ("Name or service not known", "unknown host name"),
+                           ("Temporary failure in name resolution", "unknown host name"),
+                           ("certificate", "TLS certificate problem")):
+        if needle in text:
+            return reason
+    return text.strip().splitlines()[0][:160] if text.strip() else "no answer"
+
+
 def _unavailable(address: str, cause: Exception) -> EngineUnavailable:
     return EngineUnavailable(
-        f"No Docker Engine answers at {address} ({cause.__class__.__name__}).",
+        f"No Docker Engine answers at {address}: {_reason(cause)}.",
         "Start an engine (Docker Desktop, or `sudo dockerd` / `sudo systemctl start docker` on "
         "Linux; `make lab` starts one for you on Debian), or set DOCKER_HOST to one that runs "
         "elsewhere, e.g. DOCKER_HOST=ssh://me@host or DOCKER_HOST=tcp://host:2376 with "

@@ -28,6 +28,9 @@ LESSON = f"{PREFIX}.lesson"
 CATALOGUE = f"{PREFIX}.catalogue"
 RECIPE = f"{PREFIX}.recipe"
 LOCAL_BUILD = f"{PREFIX}.local-build"
+#: What kind of resource carries the labels. Containers inherit their image's labels, so a
+#: container someone runs from a course-built image would look managed: ``kind=image`` tells it apart.
+KIND = f"{PREFIX}.kind"
 
 _session = os.environ.get("DOCKLAB_SESSION") or uuid.uuid4().hex[:12]
 
@@ -66,14 +69,19 @@ def course_name(base: str) -> str:
     return f"{prefix}-{base}" if prefix else base
 
 
-def labels_for(lesson: str, **extra: str) -> dict[str, str]:
-    """The labels of something the course creates for ``lesson``."""
+def labels_for(lesson: str, *, kind: str | None = None, **extra: str) -> dict[str, str]:
+    """The labels of something the course creates for ``lesson``.
+
+    Pass ``kind="image"`` for images, ``kind="container"`` for containers (see KIND).
+    """
     labels = {
         MANAGED: "true",
         SESSION: session_id(),
         LEARNER: learner_name(),
         LESSON: lesson,
     }
+    if kind:
+        labels[KIND] = kind
     for key, value in extra.items():
         if key.startswith(PREFIX):
             raise ValueError(f"labels under {PREFIX} are docklab's own: {key}")
@@ -117,8 +125,10 @@ class Removed:
 def find_labelled(client: docker.DockerClient, **scope: str | None) -> dict[str, list]:
     """The labelled resources in ``scope`` (lesson, learner, session), by kind."""
     filters = {"label": label_filters(**scope)}
+    containers = client.containers.list(all=True, filters=filters)
     found = {
-        "containers": client.containers.list(all=True, filters=filters),
+        # A container whose kind label says "image" inherited it: nobody here created it.
+        "containers": [c for c in containers if c.labels.get(KIND) != "image"],
         "services": [],
         "networks": client.networks.list(filters=filters),
         "volumes": client.volumes.list(filters=filters),

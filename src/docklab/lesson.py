@@ -11,6 +11,8 @@ SDK's own objects, so notebooks use docker-py as documented.
 
 from __future__ import annotations
 
+import atexit
+
 import docker
 import docker.errors
 
@@ -31,14 +33,14 @@ class Lesson:
             self._client = connect()
         return self._client
 
-    def labels(self, **extra: str) -> dict[str, str]:
-        return L.labels_for(self.id, **extra)
+    def labels(self, kind: str | None = None, **extra: str) -> dict[str, str]:
+        return L.labels_for(self.id, kind=kind, **extra)
 
     def name(self, base: str) -> str:
         return L.course_name(base)
 
     def _merge(self, kwargs: dict) -> dict:
-        kwargs["labels"] = {**(kwargs.get("labels") or {}), **self.labels()}
+        kwargs["labels"] = {**(kwargs.get("labels") or {}), **self.labels(kind="container")}
         if kwargs.get("name"):
             kwargs["name"] = self.name(kwargs["name"])
             self._remove_stale_container(kwargs["name"])
@@ -81,7 +83,7 @@ class Lesson:
 
     def build(self, **kwargs):
         """``docker build`` with the lesson's labels; returns (image, log lines)."""
-        kwargs["labels"] = {**(kwargs.get("labels") or {}), **self.labels()}
+        kwargs["labels"] = {**(kwargs.get("labels") or {}), **self.labels(kind="image")}
         kwargs.setdefault("rm", True)
         kwargs.setdefault("forcerm", True)
         return self.client.images.build(**kwargs)
@@ -101,4 +103,13 @@ def start(lesson_id: str) -> Lesson:
     """Connect to the engine and clear what an earlier run of this lesson left behind."""
     lesson = Lesson(lesson_id)
     lesson.cleanup()
+    # Also clean up when the kernel stops, so a cell that failed half-way leaves nothing behind.
+    atexit.register(_cleanup_quietly, lesson)
     return lesson
+
+
+def _cleanup_quietly(lesson: Lesson) -> None:
+    try:
+        lesson.cleanup()
+    except Exception:  # noqa: BLE001 - the engine may be gone at exit; nothing left to do
+        pass

@@ -1,0 +1,3 @@
+from docklab.cli import main
+
+main()
