@@ -1,0 +1,214 @@
+"""Every image the course uses, and the recipe that builds it where no registry answers.
+
+A recipe is a folder under ``recipes/`` (package data). How it is built depends on ``builder``:
+
+``dockerfile``
+    ``docker build`` of the folder (its ``Dockerfile``), with the host's extra CA certificates
+    added to the build context as ``docklab-ca/``.
+``busybox-static``
+    the same, plus Debian's static busybox binary (taken from the host's apt) as ``busybox``.
+``debootstrap``
+    ``debootstrap --variant=minbase`` of a Debian release, the folder's ``rootfs/`` laid over it,
+    imported with ``docker import``.
+
+The images a ``Dockerfile`` builds ``FROM`` are its dependencies, so they are prepared first.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from docklab.errors import ImageError
+
+#: Where the course's own recipes live (package data).
+RECIPES_DIR = Path(__file__).parent / "recipes"
+
+BUILDERS = ("dockerfile", "busybox-static", "debootstrap")
+
+#: ``docker run`` options under which the Docker-in-Docker image works on an engine that refuses
+#: ``--privileged`` (it withholds CAP_SYS_RESOURCE), as keyword arguments of
+#: ``client.containers.run``. Add a named volume on /var/lib/docker (see ``dind_run_options``):
+#: overlay2 works inside on a volume, while the container's own overlay filesystem would force the
+#: ~6x slower vfs driver. ``init`` puts tini at PID 1, or containerd-shims are left as zombies.
+#: The engine it starts is root on the host: it isolates nothing.
+DIND_RUN_OPTIONS: dict = {
+    "init": True,
+    "cap_add": ["ALL"],
+    "cap_drop": ["SYS_RESOURCE"],
+    "security_opt": ["seccomp=unconfined", "apparmor=unconfined"],
+    "tmpfs": {"/run": ""},
+}
+
+#: The same options as the docker CLI spells them.
+DIND_DOCKER_RUN_FLAGS = (
+    "--init --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined "
+    "--security-opt apparmor=unconfined --tmpfs /run -v <volume>:/var/lib/docker"
+)
+
+
+def dind_run_options(volume: str) -> dict:
+    """``DIND_RUN_OPTIONS`` plus the named volume ``volume`` on /var/lib/docker.
+
+    Equivalent CLI: ``docker run -d --init --cap-add ALL --cap-drop SYS_RESOURCE --security-opt
+    seccomp=unconfined --security-opt apparmor=unconfined --tmpfs /run -v VOLUME:/var/lib/docker
+    docker:dind``.
+    """
+    options = {key: (list(value) if isinstance(value, list) else value)
+               for key, value in DIND_RUN_OPTIONS.items()}
+    options["tmpfs"] = dict(DIND_RUN_OPTIONS["tmpfs"])
+    options["volumes"] = {volume: {"bind": "/var/lib/docker", "mode": "rw"}}
+    return options
+
+
+def image_ref(name: str) -> str:
+    """The full reference of a tag as a learner types it: ``busybox`` → ``busybox:latest``."""
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last or "@" in last else f"{name}:latest"
+
+
+@dataclass(frozen=True)
+class CourseImage:
+    """One image of the course: the tag learners type, and how to make it present."""
+
+    name: str
+    description: str
+    used_for: str
+    recipe: Path
+    builder: str = "dockerfile"
+    #: Try ``docker pull`` first where a registry answers (False for images only built here).
+    pullable: bool = True
+    #: Extra ``client.containers.run`` keyword arguments this image needs to work.
+    run_options: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if self.builder not in BUILDERS:
+            raise ValueError(f"{self.name}: unknown builder {self.builder!r} (one of {BUILDERS})")
+
+    @property
+    def ref(self) -> str:
+        """``repository:tag``, e.g. ``nginx:latest``."""
+        return image_ref(self.name)
+
+    @property
+    def repository(self) -> str:
+        return self.ref.rsplit(":", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.ref.rsplit(":", 1)[1]
+
+    @property
+    def dockerfile(self) -> Path | None:
+        path = self.recipe / "Dockerfile"
+        return path if self.builder != "debootstrap" and path.is_file() else None
+
+    def bases(self) -> list[str]:
+        """References this recipe builds FROM (``scratch`` and earlier stages left out)."""
+        if self.dockerfile is None:
+            return []
+        return dockerfile_bases(self.dockerfile.read_text())
+
+
+_FROM = re.compile(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?", re.IGNORECASE | re.MULTILINE)
+
+
+def dockerfile_bases(text: str) -> list[str]:
+    """The images a Dockerfile's FROM lines name, as full references, in order."""
+    bases: list[str] = []
+    stages: set[str] = set()
+    for match in _FROM.finditer(text):
+        image, stage = match.group(1), match.group(2)
+        if image != "scratch" and image.lower() not in stages:
+            ref = image_ref(image)
+            if ref not in bases:
+                bases.append(ref)
+        if stage:
+            stages.add(stage.lower())
+    return bases
+
+
+CATALOGUE: tuple[CourseImage, ...] = (
+    CourseImage(
+        name="busybox",
+        description="A tiny image: one static binary providing sh, ls, echo, wget and friends.",
+        used_for="first containers, lifecycle, volumes, networks: anything needing just a shell",
+        recipe=RECIPES_DIR / "busybox",
+        builder="busybox-static",
+    ),
+    CourseImage(
+        name="debian:12",
+        description="Debian 12 (bookworm), minimal base with bash and apt.",
+        used_for="base image of Dockerfiles (FROM debian:12, apt-get install), interactive shells",
+        recipe=RECIPES_DIR / "debian-12",
+        builder="debootstrap",
+    ),
+    CourseImage(
+        name="python:3.11-slim",
+        description="Python 3.11 with pip on Debian 12.",
+        used_for="building and running Python apps, pip install in Dockerfiles, multi-stage builds",
+        recipe=RECIPES_DIR / "python-3.11-slim",
+    ),
+    CourseImage(
+        name="nginx",
+        description="The nginx web server serving /usr/share/nginx/html on port 80.",
+        used_for="published ports, bind mounts of web content, Compose web tiers, services",
+        recipe=RECIPES_DIR / "nginx",
+    ),
+    CourseImage(
+        name="redis",
+        description="The Redis key-value store on port 6379, data in /data.",
+        used_for="named volumes and persistence, user networks with DNS, Compose back ends",
+        recipe=RECIPES_DIR / "redis",
+    ),
+    CourseImage(
+        name="registry:2",
+        description="A private image registry (Distribution) on port 5000.",
+        used_for="tagging, pushing and pulling images through localhost:5000",
+        recipe=RECIPES_DIR / "registry-2",
+    ),
+    CourseImage(
+        name="docker:dind",
+        description="Docker-in-Docker: a Docker Engine inside a container, on :2375 without TLS.",
+        used_for="throwaway engines: multi-node swarm, engine-level experiments",
+        recipe=RECIPES_DIR / "docker-dind",
+        run_options=DIND_RUN_OPTIONS,
+    ),
+)
+
+
+def find(name: str, catalogue: tuple[CourseImage, ...] | list[CourseImage] = CATALOGUE
+         ) -> CourseImage:
+    """The catalogue entry for ``name`` (``busybox`` or ``busybox:latest`` alike)."""
+    ref = image_ref(name)
+    for image in catalogue:
+        if image.ref == ref:
+            return image
+    known = ", ".join(image.name for image in catalogue)
+    raise ImageError(f"{name!r} is not a course image.", f"The course images are: {known}.")
+
+
+def in_build_order(catalogue, names=None) -> list[CourseImage]:
+    """``names`` (all when None) and the catalogue images they build FROM, bases first."""
+    by_ref = {image.ref: image for image in catalogue}
+    wanted = [find(name, catalogue) for name in names] if names else list(catalogue)
+    order: list[CourseImage] = []
+    visiting: set[str] = set()
+
+    def visit(image: CourseImage) -> None:
+        if image in order:
+            return
+        if image.ref in visiting:
+            raise ImageError(f"The recipes of {image.name} build FROM each other in a cycle.",
+                             "Fix the FROM lines of the recipes.")
+        visiting.add(image.ref)
+        for base in image.bases():
+            if base in by_ref:
+                visit(by_ref[base])
+        visiting.discard(image.ref)
+        order.append(image)
+
+    for image in wanted:
+        visit(image)
+    return order
