@@ -1,0 +1,450 @@
+"""Build and run untrusted work on the engine, bounded, and remove everything afterwards.
+
+Grading builds and runs whatever a learner handed in, which may never finish (``RUN sleep 1000``),
+print forever (``ENTRYPOINT ["yes"]``), fork without end or try to read files outside its folder.
+A :class:`Sandbox` bounds each of those and always cleans up:
+
+- **time**: a build is cancelled at ``build_timeout`` (the connection is shut, which makes the
+  engine kill and remove the step's container; the step's container, known from the build
+  output, is also killed and removed here); a container is killed at ``run_timeout``;
+- **memory, CPU, pids**: every container gets limits. On cgroup v1 engines with the cgroupfs
+  driver, the build's step containers are also placed under a small limited "parent" container
+  (``cgroupparent``), so the whole build shares one pids, memory and CPU budget; elsewhere a build
+  is bounded by memory, CPU and time (``details["build_pids_bounded"]`` says which);
+- **output**: a build that prints more than ``build_log_bytes`` is stopped; a container that
+  prints more than ``output_bytes`` is killed; only that much is kept (and the json-file log
+  of each container is capped on disk);
+- **files**: the build context is a capped tar made by :mod:`docklab.checks.answer`;
+- **cleanup**: everything carries the course labels with a session of its own
+  (``labels_for(lesson)`` with a per-run session), and ``close()`` removes it by label, pass or
+  fail. The step images of a build stay as the engine's layer cache (as after ``docker build``),
+  so grading the same steps again is fast; ``keep_cache=False`` removes them too.
+
+Equivalent CLI of a grading build: ``docker build --rm --force-rm --memory 512m --label ... .``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import tarfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import LogConfig
+from docker.types.daemon import CancellableStream
+
+from docklab import labels as L
+
+MiB = 1024 * 1024
+_RUNNING_IN = re.compile(r"Running in ([0-9a-f]{12,64})")
+_STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})\s*$", re.MULTILINE)
+_STEP = re.compile(r"^Step \d+/\d+ : (.*)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds for grading one answer. ``Limits.from_env()`` reads DOCKLAB_GRADE_* overrides."""
+
+    build_timeout: float = 300.0
+    run_timeout: float = 20.0
+    memory: int = 512 * MiB
+    pids: int = 256
+    cpus: float = 1.0
+    output_bytes: int = 64 * 1024
+    build_log_bytes: int = 2 * MiB
+    context_bytes: int = 16 * MiB
+    file_bytes: int = 1 * MiB
+
+    @classmethod
+    def from_env(cls, **overrides) -> Limits:
+        env = {
+            "build_timeout": os.environ.get("DOCKLAB_GRADE_BUILD_TIMEOUT"),
+            "run_timeout": os.environ.get("DOCKLAB_GRADE_RUN_TIMEOUT"),
+        }
+        values = {k: float(v) for k, v in env.items() if v}
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class BuildResult:
+    """What a bounded build gave: an image id, or why not."""
+
+    image_id: str | None = None
+    error: str = ""
+    log: str = ""
+    timed_out: bool = False
+    flooded: bool = False
+    seconds: float = 0.0
+    #: (instruction, image id of that step) for every step the engine reported.
+    steps: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.image_id) and not (self.error or self.timed_out or self.flooded)
+
+
+@dataclass
+class RunResult:
+    """What a bounded container run gave."""
+
+    output: str = ""
+    exit_code: int | None = None
+    error: str = ""              # the engine refused to create or start it
+    timed_out: bool = False
+    flooded: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not (self.error or self.timed_out or self.flooded)
+
+
+class _BuildState:
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.size = 0
+        self.tail = ""
+        self.steps: list[list[str]] = []
+        self.containers: set[str] = set()
+        self.image_id: str | None = None
+        self.error = ""
+        self.flooded = False
+        self.crashed: BaseException | None = None
+
+    def add(self, text: str) -> None:
+        self.size += len(text)
+        self.tail = (self.tail + text)[-64 * 1024:]
+        for match in _RUNNING_IN.finditer(text):
+            self.containers.add(match.group(1))
+        for match in _STEP.finditer(text):
+            self.steps.append([match.group(1).strip(), ""])
+        for match in _STEP_IMAGE.finditer(text):
+            if self.steps:
+                self.steps[-1][1] = match.group(1)
+        if self.size > self.cap:
+            self.flooded = True
+
+
+def _attempt(removed: L.Removed, kind: str, name: str, action) -> None:
+    try:
+        action()
+    except docker.errors.NotFound:
+        return
+    except docker.errors.APIError as exc:
+        removed.errors.append(f"{kind[:-1]} {name}: {exc.explanation or exc}")
+        return
+    getattr(removed, kind).append(name)
+
+
+class Sandbox:
+    """Bounded builds and runs for one grading run; a context manager that cleans up."""
+
+    def __init__(self, client: docker.DockerClient, lesson: str, limits: Limits | None = None,
+                 *, keep_cache: bool = True, helper_image: str | None = None):
+        self.client = client
+        self.lesson = lesson
+        self.limits = limits or Limits()
+        self.keep_cache = keep_cache
+        self.helper_image = helper_image
+        self.run_id = f"{L.session_id()}-{uuid.uuid4().hex[:8]}"
+        self.details: dict = {"run_id": self.run_id}
+        self._build_containers: set[str] = set()
+        self._label_steps: list[str] = []
+        self._parent: str | None = None
+        self._parent_tried = False
+
+    # -- labels and cleanup ---------------------------------------------------------------------
+
+    def labels(self, kind: str) -> dict[str, str]:
+        """The course labels, with a session of this run's own so cleanup takes only what it made."""
+        labels = L.labels_for(self.lesson, kind=kind)
+        labels[L.SESSION] = self.run_id
+        return labels
+
+    def __enter__(self) -> Sandbox:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> L.Removed:
+        """Remove every container, image, network and volume this run made; report what."""
+        for short_id in sorted(self._build_containers):
+            self._force_remove(short_id)
+        removed = L.Removed()
+        # The image first, without its parents when the layer cache is kept: remove_labelled
+        # would prune the untagged step images, i.e. the cache the next grading reuses.
+        scope = {"lesson": self.lesson, "session": self.run_id}
+        for container in self.client.containers.list(
+                all=True, filters={"label": L.label_filters(**scope)}):
+            _attempt(removed, "containers", container.name,
+                     lambda c=container: c.remove(force=True, v=True))
+        for image in self.client.images.list(filters={"label": L.label_filters(**scope)}):
+            _attempt(removed, "images", image.short_id,
+                     lambda i=image: self.client.images.remove(i.id, force=True,
+                                                               noprune=self.keep_cache))
+        if self.keep_cache:
+            # Newest first; an image another build still builds on stays (the engine refuses).
+            for image_id in self._label_steps:
+                try:
+                    self.client.images.remove(image_id, noprune=True)
+                except docker.errors.NotFound:
+                    continue
+                except docker.errors.APIError:
+                    break
+        rest = L.remove_labelled(self.client, **scope)
+        for kind in ("containers", "services", "networks", "volumes", "images", "errors"):
+            getattr(removed, kind).extend(getattr(rest, kind))
+        self.details["removed"] = removed.total()
+        if removed.errors:
+            self.details["cleanup_errors"] = removed.errors
+        return removed
+
+    def _force_remove(self, container_id: str) -> None:
+        try:
+            self.client.api.remove_container(container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:  # e.g. removal already in progress
+            if exc.status_code != 409:
+                self.details.setdefault("cleanup_errors", []).append(str(exc))
+
+    # -- bounded build --------------------------------------------------------------------------
+
+    def _cgroup_parent(self) -> str | None:
+        """A limited parent cgroup for the build's containers, where the engine allows one.
+
+        A small container with the run's pids, memory and CPU limits is started, and the build
+        places its step containers below that container's cgroup: with cgroup v1 the limits are
+        hierarchical, so they bound the whole build (a fork bomb in a RUN stops at ``pids``).
+        """
+        if self._parent_tried:
+            return self._parent
+        self._parent_tried = True
+        info = self.client.info()
+        bounded = (info.get("CgroupDriver") == "cgroupfs" and str(info.get("CgroupVersion")) == "1"
+                   and self.helper_image is not None)
+        if bounded:
+            try:
+                helper = self.client.containers.run(
+                    self.helper_image, ["sleep", "infinity"], detach=True,
+                    labels=self.labels("container"), **self._container_limits(),
+                    network_disabled=True)
+                line = helper.exec_run(["cat", "/proc/self/cgroup"]).output.decode()
+                path = next((row.split(":", 2)[2] for row in line.splitlines()
+                             if row.split(":")[1:2] == ["pids"]), "")
+                # exec runs in the container's cgroup; without cgroup namespaces this is the
+                # full path on the engine's host (/docker/<id> by default).
+                if path.rstrip("/").endswith(helper.id):
+                    self._parent = path
+            except (docker.errors.APIError, docker.errors.ImageNotFound, IndexError):
+                self._parent = None
+        self.details["build_pids_bounded"] = self._parent is not None
+        return self._parent
+
+    def _container_limits(self) -> dict:
+        return {
+            "mem_limit": self.limits.memory,
+            "memswap_limit": self.limits.memory,   # no swap on top of the memory limit
+            "pids_limit": self.limits.pids,
+            "nano_cpus": int(self.limits.cpus * 1e9),
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "log_config": LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+        }
+
+    def build(self, context: io.BytesIO) -> BuildResult:
+        """``docker build`` of a tar context, bounded; the image carries this run's labels."""
+        api = self.client.api
+        params = {
+            "rm": True, "forcerm": True, "pull": False, "nocache": False, "q": False,
+            "dockerfile": "Dockerfile",
+            "labels": json.dumps(self.labels("image")),
+            "memory": self.limits.memory, "memswap": self.limits.memory,
+            "cpuperiod": 100_000, "cpuquota": int(100_000 * self.limits.cpus),
+        }
+        proxies = api._proxy_configs.get_environment()
+        if proxies:
+            params["buildargs"] = json.dumps(proxies)
+        parent = self._cgroup_parent()
+        if parent:
+            params["cgroupparent"] = parent
+        result = BuildResult()
+        started = time.monotonic()
+        state = _BuildState(self.limits.build_log_bytes)
+        try:
+            # docker-py's build() has no cgroupparent/cpuquota: the same POST, with them.
+            response = api._post(api._url("/build"), data=context, params=params,
+                                 headers={"Content-Type": "application/tar"},
+                                 stream=True, timeout=None)
+            api._raise_for_status(response)
+        except docker.errors.APIError as exc:
+            result.error = exc.explanation or str(exc)
+            result.seconds = time.monotonic() - started
+            return result
+        stream = CancellableStream(api._stream_helper(response, decode=True), response)
+        worker = threading.Thread(target=self._read_build, args=(stream, state), daemon=True)
+        worker.start()
+        worker.join(self.limits.build_timeout)
+        if worker.is_alive() or state.flooded:
+            result.timed_out = worker.is_alive() and not state.flooded
+            self._cancel_build(stream, state, worker)
+        self._build_containers |= state.containers
+        for short_id in state.containers:
+            self._force_remove(short_id)
+        result.flooded = state.flooded
+        result.log = state.tail
+        result.steps = [(instruction, image) for instruction, image in state.steps]
+        result.error = state.error or (f"the build stopped: {state.crashed}"
+                                       if state.crashed else "")
+        if not (result.timed_out or result.flooded or result.error):
+            result.image_id = state.image_id
+            if not result.image_id:
+                result.error = "the engine reported no image"
+        # The engine adds the build's labels as one LABEL step each, after the learner's steps.
+        # Those step images are ours; close() removes them, and keeps the learner's as cache.
+        for instruction, image in reversed(result.steps):
+            if not instruction.startswith(f"LABEL {L.PREFIX}.") or not image:
+                break
+            self._label_steps.append(image)
+        result.seconds = time.monotonic() - started
+        self.details["build_seconds"] = round(result.seconds, 2)
+        return result
+
+    @staticmethod
+    def _read_build(stream, state: _BuildState) -> None:
+        try:
+            for chunk in stream:
+                if not isinstance(chunk, dict):
+                    continue
+                if "stream" in chunk:
+                    state.add(str(chunk["stream"]))
+                if "aux" in chunk and isinstance(chunk["aux"], dict):
+                    state.image_id = chunk["aux"].get("ID") or state.image_id
+                if "error" in chunk:
+                    detail = chunk.get("errorDetail") or {}
+                    state.error = str(detail.get("message") or chunk["error"])
+                    state.add(state.error + "\n")
+                if state.flooded:
+                    return
+        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
+            state.crashed = exc
+
+    def _cancel_build(self, stream: CancellableStream, state: _BuildState,
+                      worker: threading.Thread) -> None:
+        # Shutting the connection makes the engine cancel the build: it kills and removes the
+        # running step's container. Kill it here too, in case the engine is slow to notice.
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(Exception):  # the socket may already be gone
+                stream.close()
+            for short_id in list(state.containers):
+                try:
+                    self.client.api.kill(short_id)
+                except docker.errors.APIError:
+                    pass
+            worker.join(1)
+            if not worker.is_alive() or time.monotonic() > deadline:
+                break
+
+    # -- bounded run ----------------------------------------------------------------------------
+
+    def run(self, image_id: str, command: list[str] | None = None) -> RunResult:
+        """``docker run --rm`` of the image with ``command`` as arguments, bounded."""
+        result = RunResult()
+        started = time.monotonic()
+        try:
+            container = self.client.containers.create(
+                image_id, command, detach=True, labels=self.labels("container"),
+                network_disabled=True, stdin_open=False, tty=False, **self._container_limits())
+        except docker.errors.APIError as exc:
+            result.error = exc.explanation or str(exc)
+            return result
+        try:
+            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True)
+            chunks: list[bytes] = []
+            done = threading.Event()
+            state = {"size": 0, "flooded": False}
+
+            def read() -> None:
+                try:
+                    for chunk in stream:
+                        room = self.limits.output_bytes - state["size"]
+                        chunks.append(chunk[:max(room, 0)])
+                        state["size"] += len(chunk)
+                        if state["size"] > self.limits.output_bytes:
+                            state["flooded"] = True
+                            break
+                except (requests.exceptions.RequestException, OSError):
+                    pass
+                finally:
+                    done.set()
+
+            threading.Thread(target=read, daemon=True).start()
+            try:
+                container.start()
+            except docker.errors.APIError as exc:
+                result.error = exc.explanation or str(exc)
+                stream.close()
+                return result
+            finished = done.wait(self.limits.run_timeout)
+            result.flooded = state["flooded"]
+            result.timed_out = not finished
+            if result.flooded or result.timed_out:
+                try:
+                    container.kill()
+                except docker.errors.APIError:
+                    pass
+            stream.close()
+            try:
+                result.exit_code = container.wait(timeout=10).get("StatusCode")
+            except (requests.exceptions.RequestException, docker.errors.APIError):
+                result.exit_code = None
+            result.output = b"".join(chunks).decode("utf-8", "replace")
+        finally:
+            self._force_remove(container.id)
+            result.seconds = time.monotonic() - started
+        return result
+
+    def read_file(self, image_id: str, path: str) -> tuple[bytes | None, str]:
+        """A file's bytes from inside the image (``docker cp``), or (None, why not)."""
+        try:
+            container = self.client.containers.create(
+                image_id, ["true"], labels=self.labels("container"), network_disabled=True)
+        except docker.errors.APIError as exc:
+            return None, exc.explanation or str(exc)
+        try:
+            chunks, info = container.get_archive(path)
+            if info.get("size", 0) > self.limits.file_bytes:
+                return None, f"{path} is {info['size']} bytes, more than a cowfile needs"
+            data = bytearray()
+            for chunk in chunks:
+                data += chunk
+                if len(data) > self.limits.file_bytes + 64 * 1024:
+                    return None, f"{path} is too large"
+            with tarfile.open(fileobj=io.BytesIO(bytes(data))) as tar:
+                member = tar.next()
+                if member is None:
+                    return None, f"{path} is empty"
+                if member.issym() or member.islnk():
+                    return None, f"{path} is a link to {member.linkname}, not the file itself"
+                if not member.isfile():
+                    return None, f"{path} is a folder, not a file"
+                handle = tar.extractfile(member)
+                return (handle.read() if handle else None), ""
+        except docker.errors.NotFound:
+            return None, f"there is no {path} in the image"
+        except (docker.errors.APIError, tarfile.TarError) as exc:
+            return None, f"{path} could not be read ({exc})"
+        finally:
+            self._force_remove(container.id)
