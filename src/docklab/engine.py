@@ -7,7 +7,9 @@ the SDK's low-level failures into errors that say what to do.
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -19,6 +21,64 @@ from docklab.errors import EnginePermissionDenied, EngineTooOld, EngineUnavailab
 MIN_API_VERSION = "1.41"
 
 _client: docker.DockerClient | None = None
+
+
+_ENGINE_VARS = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
+
+
+def saved_engine_file() -> Path:
+    """Where the connect panel of 00-index remembers the engine chosen for this course."""
+    config = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(os.environ.get("DOCKLAB_ENGINE_FILE") or Path(config) / "docklab" / "engine.json")
+
+
+def _apply_saved_engine() -> None:
+    # An engine chosen in 00-index's connect panel reaches every notebook's kernel through this
+    # file; an explicit DOCKER_HOST in the environment always wins.
+    path = saved_engine_file()
+    if "DOCKER_HOST" in os.environ or not path.exists():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    for var in _ENGINE_VARS:
+        if saved.get(var):
+            os.environ[var] = saved[var]
+
+
+def use_engine(docker_host: str, *, cert_path: str | None = None,
+               save: bool = True) -> docker.DockerClient:
+    """Connect to the engine at ``docker_host`` and use it from now on (``docker context use``).
+
+    With ``cert_path``, TLS is verified with ca.pem/cert.pem/key.pem from that folder. On failure
+    the previous settings stay and the error says why. ``save`` remembers it for other notebooks.
+    """
+    before = {var: os.environ.get(var) for var in _ENGINE_VARS}
+    os.environ["DOCKER_HOST"] = docker_host.strip()
+    for var in ("DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+        os.environ.pop(var, None)
+    if cert_path:
+        os.environ["DOCKER_TLS_VERIFY"] = "1"
+        os.environ["DOCKER_CERT_PATH"] = str(Path(cert_path).expanduser())
+    try:
+        client = connect(fresh=True)
+    except Exception:
+        for var, value in before.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+        raise
+    if save:
+        path = saved_engine_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({var: os.environ.get(var) for var in _ENGINE_VARS}))
+    return client
+
+
+def forget_saved_engine() -> None:
+    saved_engine_file().unlink(missing_ok=True)
 
 
 def engine_address() -> str:
@@ -84,6 +144,7 @@ def connect(*, timeout: int = 60, fresh: bool = False) -> docker.DockerClient:
     global _client
     if _client is not None and not fresh:
         return _client
+    _apply_saved_engine()
     address = engine_address()
     try:
         # version="auto" asks the engine for its API version: never pin above what it offers.

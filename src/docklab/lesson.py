@@ -17,7 +17,9 @@ import docker
 import docker.errors
 
 from docklab import labels as L
+from docklab import no_engine
 from docklab.engine import connect
+from docklab.errors import EngineError
 
 
 class Lesson:
@@ -100,9 +102,18 @@ class Lesson:
 
 
 def start(lesson_id: str) -> Lesson:
-    """Connect to the engine and clear what an earlier run of this lesson left behind."""
+    """Connect to the engine and clear what an earlier run of this lesson left behind.
+
+    Without an engine, say so once and how to connect one; the lesson's client then retries on
+    each use, and cells that need the engine stop with a short message (see ``no_engine``).
+    """
     lesson = Lesson(lesson_id)
-    lesson.cleanup()
+    try:
+        lesson.cleanup()
+    except EngineError as exc:
+        no_engine.announce(exc)
+        lesson._client = no_engine.LateClient()
+        return lesson
     # Also clean up when the kernel stops, so a cell that failed half-way leaves nothing behind.
     atexit.register(_cleanup_quietly, lesson)
     return lesson

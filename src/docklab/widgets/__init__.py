@@ -1,0 +1,1 @@
+"""ipywidgets views for the course."""
