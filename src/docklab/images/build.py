@@ -18,8 +18,8 @@ import subprocess
 import tarfile
 import tempfile
 from collections import deque
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import docker
 import docker.errors

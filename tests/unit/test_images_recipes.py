@@ -1,0 +1,99 @@
+"""Recipe hashes and build contexts (no engine)."""
+
+import io
+import shutil
+import tarfile
+
+import pytest
+
+from docklab import labels as L
+from docklab.images import find, recipe_hash
+from docklab.images.build import build_context, build_labels, host_ca_files
+from docklab.images.catalogue import CourseImage
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    folder = tmp_path / "recipe"
+    shutil.copytree(find("redis").recipe, folder)
+    return CourseImage("redis", "d", "u", folder)
+
+
+@pytest.fixture
+def ca_dir(tmp_path):
+    folder = tmp_path / "ca"
+    folder.mkdir()
+    (folder / "proxy.crt").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n")
+    (folder / "not-a-cert.pem").write_text("ignored")
+    return folder
+
+
+def test_hash_is_stable(recipe, ca_dir):
+    cas = host_ca_files(ca_dir)
+    assert recipe_hash(recipe, cas) == recipe_hash(recipe, cas)
+    (recipe.recipe / "Dockerfile").touch()  # a new mtime is no change
+    assert recipe_hash(recipe, cas) == recipe_hash(recipe, host_ca_files(ca_dir))
+
+
+def test_hash_changes_when_a_recipe_file_changes(recipe, ca_dir):
+    cas = host_ca_files(ca_dir)
+    before = recipe_hash(recipe, cas)
+    script = recipe.recipe / "docker-entrypoint.sh"
+    script.write_text(script.read_text() + "# changed\n")
+    assert recipe_hash(recipe, cas) != before
+
+
+def test_hash_changes_when_a_file_is_added_or_renamed(recipe):
+    before = recipe_hash(recipe)
+    (recipe.recipe / "extra.conf").write_text("x")
+    added = recipe_hash(recipe)
+    (recipe.recipe / "extra.conf").rename(recipe.recipe / "other.conf")
+    assert len({before, added, recipe_hash(recipe)}) == 3
+
+
+def test_hash_changes_when_a_ca_certificate_changes(recipe, ca_dir):
+    before = recipe_hash(recipe, host_ca_files(ca_dir))
+    assert recipe_hash(recipe, []) != before
+    (ca_dir / "proxy.crt").write_text("-----BEGIN CERTIFICATE-----\nBBBB\n")
+    changed = recipe_hash(recipe, host_ca_files(ca_dir))
+    (ca_dir / "second.crt").write_text("-----BEGIN CERTIFICATE-----\nCCCC\n")
+    added = recipe_hash(recipe, host_ca_files(ca_dir))
+    assert len({before, changed, added}) == 3
+
+
+def test_hash_differs_between_recipes():
+    hashes = {recipe_hash(find(name)) for name in
+              ("busybox", "debian:12", "python:3.11-slim", "nginx", "redis", "registry:2",
+               "docker:dind")}
+    assert len(hashes) == 7
+
+
+def test_ca_files_are_the_crt_files_also_in_subfolders(ca_dir):
+    (ca_dir / "corp").mkdir()
+    (ca_dir / "corp" / "root.crt").write_text("x")
+    assert [p.name for p in host_ca_files(ca_dir)] == ["root.crt", "proxy.crt"]
+    assert host_ca_files(ca_dir / "missing") == []
+
+
+def test_build_context_holds_recipe_ca_and_extras(recipe, ca_dir, tmp_path):
+    binary = tmp_path / "tool"
+    binary.write_bytes(b"\x7fELF")
+    context = build_context(recipe, host_ca_files(ca_dir), {"tool": binary})
+    with tarfile.open(fileobj=io.BytesIO(context.getvalue())) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert {"Dockerfile", "docker-entrypoint.sh", "docklab-ca", "docklab-ca/proxy.crt",
+            "tool"} <= set(members)
+    assert members["docker-entrypoint.sh"].mode & 0o111  # scripts stay executable
+    assert not members["Dockerfile"].mode & 0o111
+    assert members["docklab-ca"].isdir()
+
+
+def test_build_context_has_an_empty_ca_folder_without_certificates(recipe):
+    with tarfile.open(fileobj=build_context(recipe, [])) as tar:
+        assert tar.getmember("docklab-ca").isdir()
+
+
+def test_local_builds_are_labelled_but_not_managed(recipe):
+    labels = build_labels(recipe, "abc")
+    assert labels == {L.CATALOGUE: "redis", L.RECIPE: "abc", L.LOCAL_BUILD: "true"}
+    assert L.MANAGED not in labels
