@@ -102,10 +102,29 @@ def test_index_lists_every_lesson():
 
 # --- nbval -----------------------------------------------------------------------------------------
 
-def _failures(output: str) -> str:
-    """The part of pytest's output that shows the failing cells, or the tail if there is none."""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _readable(error: str, head: int = 40, tail: int = 20) -> str:
+    """A cell's error without colour codes: its start (which cell, its source) and the end of the
+    traceback (what went wrong), with the library frames in between left out."""
+    lines = _ANSI.sub("", error).strip().splitlines()
+    if len(lines) <= head + tail:
+        return "\n".join(lines)
+    return "\n".join(lines[:head] + [f"[... {len(lines) - head - tail} lines ...]"] + lines[-tail:])
+
+
+def _failures(output: str, most: int = 3) -> str:
+    """The failing cells from nbval's report (the first few), or the output's tail if none."""
+    output = _ANSI.sub("", output)
     match = re.search(r"^=+ FAILURES =+$(.*?)^=+ short test summary", output, re.S | re.M)
-    return match.group(1).strip() if match else output[-6000:]
+    if not match:
+        return output[-6000:]
+    blocks = [b for b in re.split(r"^_{3,} .* _{3,}$", match.group(1), flags=re.M) if b.strip()]
+    shown = [_readable(block) for block in blocks[:most]]
+    if len(blocks) > most:
+        shown.append(f"[... and {len(blocks) - most} more failing cells]")
+    return "\n\n".join(shown)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
@@ -155,7 +174,8 @@ def _execute(path: Path, solutions: dict[str, str], attempt: str):
     try:
         client.execute()
     except CellExecutionError as exc:
-        pytest.fail(f"{path.name} ({attempt}) failed in a cell:\n{exc}", pytrace=False)
+        pytest.fail(f"{path.name} ({attempt}) failed in a cell:\n{_readable(str(exc))}",
+                    pytrace=False)
     if has_lesson:
         left = json.loads(_stdout(nb.cells[-1]))
         assert not any(left.values()), (
