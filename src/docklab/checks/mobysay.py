@@ -238,6 +238,23 @@ def _has_whale(output: str) -> bool:
     return all(mark in output for mark in WHALE_MARKS)
 
 
+def bubble(output: str) -> str:
+    """The words in cowsay's speech bubble (wrapped lines joined by a space), or ""."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip().startswith("_")), None)
+    if start is None:
+        return ""
+    words = []
+    for line in lines[start + 1:]:
+        if line.strip().startswith("-"):
+            break
+        inner = line.strip()
+        if len(inner) >= 2 and inner[0] in "<|/\\" and inner[-1] in ">|/\\":
+            inner = inner[1:-1]
+        words.append(inner.strip())
+    return " ".join(w for w in words if w)
+
+
 def _shown(output: str, lines: int = 8) -> str:
     text = "\n".join(output.rstrip().splitlines()[:lines])
     return text if text else "(nothing)"
@@ -273,7 +290,7 @@ def _verdict_default(run: RunResult, config: dict, limits) -> Verdict:
     if not _has_whale(run.output):
         return failed("`docker run mobysay` printed something, but not Moby: cowsay needs "
                       f"-f moby.cow to draw the whale. It printed:\n{_shown(run.output)}")
-    if DEFAULT_MESSAGE not in run.output:
+    if DEFAULT_MESSAGE not in bubble(run.output):
         hint = _entrypoint_problem(config) or (
             f"CMD [\"{DEFAULT_MESSAGE}\"] gives cowsay its default message.")
         return failed(f"Moby appeared without saying '{DEFAULT_MESSAGE}'. {hint} It printed:\n"
@@ -289,10 +306,16 @@ def _verdict_custom(run: RunResult, message: str, config: dict, limits) -> Verdi
     problem = _run_problem(run, limits)
     if problem:
         return failed(f"{asked} {problem}")
-    if message in run.output and _has_whale(run.output):
-        return passed(f"Moby says whatever docker run passes ('{message}').")
+    said = bubble(run.output)
     hint = _entrypoint_problem(config)
-    if DEFAULT_MESSAGE in run.output:
+    if message in said and _has_whale(run.output):
+        if DEFAULT_MESSAGE in said:
+            return failed(f"{asked} made Moby say '{said}': the message was added to "
+                          f"'{DEFAULT_MESSAGE}' instead of replacing it. Keep the default "
+                          "message in CMD, which docker run arguments replace, and only "
+                          "cowsay -f moby.cow in ENTRYPOINT.")
+        return passed(f"Moby says whatever docker run passes ('{message}').")
+    if DEFAULT_MESSAGE in said:
         return failed(f"{asked} still said '{DEFAULT_MESSAGE}': the message given to docker run "
                       f"did not reach cowsay. {hint}".strip())
     return failed(f"{asked} did not show Moby saying '{message}'. {hint} It printed:\n"
@@ -403,14 +426,60 @@ def says(answer: str | os.PathLike, *words: str) -> str:
         build = sandbox.build(prepared.tar())
         if not build.ok:
             return ""
-        run = sandbox.run(build.image_id, list(words))
+        run = sandbox.run(build.image_id, list(words) or None)
         return run.output if run.ok else ""
 
 
 def assert_says(answer: str | os.PathLike, *words: str) -> None:
-    """Moby says exactly ``words`` (joined by spaces), however odd the characters."""
-    message = " ".join(words)
+    """Moby says exactly ``words`` (joined by spaces), however odd the characters.
+
+    With no words: ``docker run mobysay`` says exactly the default message.
+    """
+    message = " ".join(words) or DEFAULT_MESSAGE
+    command = f"docker run mobysay {' '.join(words)}".strip()
     output = says(answer, *words)
-    assert _has_whale(output), f"`docker run mobysay {message}` did not show Moby."
-    assert message in output, (f"`docker run mobysay {message}` should show exactly that "
-                               "message; a message must reach cowsay untouched by any shell.")
+    assert _has_whale(output), f"`{command}` did not show Moby."
+    said = bubble(output)
+    assert said == message, (f"`{command}` made Moby say {said!r} instead of {message!r}: the "
+                             "message must reach cowsay as given, untouched by any shell.")
+
+
+def try_it(answer: str | os.PathLike = ".", message: str = "Hello from the lab") -> None:
+    """Build the answer and show what ``docker run mobysay`` prints, with and without a message.
+
+    Equivalent CLI: ``docker build -t mobysay . && docker run --rm mobysay && docker run --rm
+    mobysay "<message>"``, bounded as grading is; the image is removed afterwards.
+    """
+    import shlex
+
+    from docklab.checks.answer import open_answer
+    from docklab.checks.sandbox import Limits
+    from docklab.engine import connect
+
+    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
+        print("(skipped while autograding: the graded tests build and run the image)")
+        return
+    limits = Limits.from_env()
+    with open_answer(answer, {COWFILE: LAB.lab_file(COWFILE)}, limits=limits) as prepared, \
+            Sandbox(connect(), LAB.id, limits, helper_image=BASE_IMAGE) as sandbox:
+        if prepared.dockerfile is None:
+            print(" ".join(prepared.problems) or "There is no Dockerfile yet: run the "
+                  "%%writefile Dockerfile cell first.")
+            return
+        print("$ docker build -t mobysay .")
+        build = sandbox.build(prepared.tar())
+        for number, (instruction, _) in enumerate(build.steps, 1):
+            if not instruction.startswith("LABEL org.docklab."):
+                print(f"  step {number}: {instruction}")
+        if not build.ok:
+            print(_build_feedback(prepared, build, limits))
+            return
+        print(f"  built in {build.seconds:.1f} s\n")
+        for args in ([], [message]):
+            print(f"$ docker run --rm mobysay {shlex.join(args)}".rstrip())
+            run = sandbox.run(build.image_id, args or None)
+            print(run.output.rstrip("\n") or "(no output)")
+            problem = _run_problem(run, limits)
+            if problem:
+                print(f"(it {problem})")
+            print()
