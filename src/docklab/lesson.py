@@ -19,7 +19,7 @@ import docker.errors
 from docklab import labels as L
 from docklab import no_engine
 from docklab.engine import connect
-from docklab.errors import EngineError
+from docklab.errors import EngineError, ImageError
 
 
 class Lesson:
@@ -89,6 +89,25 @@ class Lesson:
         kwargs.setdefault("rm", True)
         kwargs.setdefault("forcerm", True)
         return self.client.images.build(**kwargs)
+
+    def require_images(self, *names: str) -> None:
+        """Stop early, with what to do, when the engine lacks an image this lesson runs.
+
+        Equivalent CLI: ``docker image inspect NAME``. Without it, ``run`` would try Docker Hub and
+        fail with a registry error that says nothing about ``docklab images prepare``.
+        """
+        missing = []
+        for name in names:
+            try:
+                self.client.images.get(name)
+            except docker.errors.ImageNotFound:
+                missing.append(name)
+        if missing:
+            raise ImageError(
+                f"This lesson runs {', '.join(missing)}, which the engine does not have.",
+                "Run `docklab images prepare` in a terminal (or `make lab`): it pulls the course "
+                "images, or builds them from Debian packages where Docker Hub cannot be reached.",
+            )
 
     def cleanup(self) -> L.Removed:
         """Remove everything this learner made in this lesson (any session)."""
