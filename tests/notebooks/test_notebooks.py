@@ -83,6 +83,32 @@ def test_lesson_has_setup_exercise_and_cleanup(path: Path):
     )
 
 
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != "00-index"], ids=lambda p: p.stem)
+def test_setup_requires_every_image_the_lesson_runs(path: Path):
+    nb = _read(path)
+    source = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    used = set(re.findall(r'lesson\.(?:run|create)\(\s*"([^"]+)"', source))
+    call = re.search(r"lesson\.require_images\(([^)]*)\)", _tagged(nb, "setup")[0].source)
+    required = set(re.findall(r'"([^"]+)"', call.group(1))) if call else set()
+    assert used <= required, (
+        f"the setup cell should call lesson.require_images({', '.join(map(repr, sorted(used)))}) "
+        f"so a missing image gets a hint instead of a Docker Hub error; missing: {used - required}"
+    )
+
+
+def test_require_images_names_what_is_missing():
+    from docklab.errors import ImageError
+    from docklab.lesson import Lesson
+
+    lesson = Lesson("test-require-images")
+    lesson.require_images("busybox")  # present: no error
+    with pytest.raises(ImageError) as caught:
+        lesson.require_images("busybox", "docklab-test-absent:never")
+    assert "docklab-test-absent:never" in caught.value.message
+    assert "busybox" not in caught.value.message
+    assert "docklab images prepare" in caught.value.hint
+
+
 def test_index_lists_every_lesson():
     index = "\n".join(cell.source for cell in _read(NOTEBOOK_DIR / "00-index.ipynb").cells
                       if cell.cell_type == "markdown")
