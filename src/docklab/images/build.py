@@ -397,9 +397,13 @@ def build_debootstrap(client: docker.DockerClient, image: CourseImage, recipe: s
     output: deque[str] = deque(maxlen=60)
     try:
         say(f"{image.name}: debootstrap --variant=minbase {RELEASE} from {mirrors.debian}")
+        include = []
+        if any((uri or "").startswith("https:") for uri in (mirrors.debian, mirrors.security)):
+            # apt in the image can only verify an https mirror with the CA certificates.
+            include = ["--include=ca-certificates"]
         process = subprocess.Popen(
-            [debootstrap, "--variant=minbase", "--components=main", RELEASE, str(rootfs),
-             mirrors.debian],
+            [debootstrap, "--variant=minbase", "--components=main", *include, RELEASE,
+             str(rootfs), mirrors.debian],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"})
         phases: set[str] = set()
