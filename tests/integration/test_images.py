@@ -273,3 +273,28 @@ def test_a_failing_build_reports_the_engine_output(client, prepared, tmp_path):
         prepare(client, [image.name], catalogue=CATALOGUE + (image,), progress=False)
     assert "about-to-fail" in raised.value.output
     assert "returned a non-zero code: 3" in str(raised.value)
+
+
+def test_an_image_a_registry_serves_is_pulled_not_built(client, start, tmp_path):
+    registry = start("registry:2", ports={"5000/tcp": ("127.0.0.1", None)})
+    port = _published(registry, "5000/tcp")
+    _http_get(port, "/v2/")
+    ref = f"localhost:{port}/docklab-test-pull:{uuid.uuid4().hex[:8]}"
+    client.images.get("busybox").tag(ref)
+    try:
+        for event in client.images.push(ref, stream=True, decode=True):
+            assert "error" not in event, event
+    finally:
+        client.images.remove(ref)
+    recipe = tmp_path / "never-built"
+    recipe.mkdir()
+    (recipe / "Dockerfile").write_text("FROM busybox\nRUN exit 1\n")
+    image = CourseImage(name=ref, description="d", used_for="u", recipe=recipe)
+    catalogue = CATALOGUE + (image,)
+    try:
+        results = prepare(client, [ref], catalogue=catalogue, progress=False)
+        assert results[-1]["action"] == "pulled"
+        status = {e["name"]: e for e in image_status(client, catalogue=catalogue)}
+        assert status[ref]["source"] == "registry" and status[ref]["current"]
+    finally:
+        client.images.remove(ref, force=True)

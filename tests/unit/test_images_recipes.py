@@ -97,3 +97,13 @@ def test_local_builds_are_labelled_but_not_managed(recipe):
     labels = build_labels(recipe, "abc")
     assert labels == {L.CATALOGUE: "redis", L.RECIPE: "abc", L.LOCAL_BUILD: "true"}
     assert L.MANAGED not in labels
+
+
+def test_debian_without_root_says_what_to_do(monkeypatch):
+    from docklab.errors import ImageError
+    from docklab.images import build
+
+    monkeypatch.setattr(build.os, "geteuid", lambda: 1000)
+    with pytest.raises(ImageError) as raised:
+        build.build_debootstrap(None, find("debian:12"), "hash", [], print)
+    assert "root" in raised.value.message and "sudo" in raised.value.hint
