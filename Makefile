@@ -28,6 +28,7 @@ lab: setup
 		--ServerApp.root_dir=$(CURDIR) notebooks/00-index.ipynb
 
 test: setup
+	@scripts/ensure-browser.sh
 	@$(BIN)/python -m pytest
 
 clean-course: venv
