@@ -185,11 +185,12 @@ class Lab:
         return path
 
     def check(self, answer: str | os.PathLike, *, limits=None, client=None,
-              cached: bool = False) -> Report:
+              cached: bool = False, keep_cache: bool = True) -> Report:
         """Judge the answer at ``answer`` (a build-context folder or a notebook) → Report.
 
         ``cached=True`` reuses the report of an identical answer judged earlier in this process
         (nbgrader test cells each ask for the same report; the image is built once).
+        ``keep_cache=False`` also removes the answer's step images (the engine's layer cache).
         """
         from docklab.checks.answer import open_answer
         from docklab.checks.sandbox import Limits, Sandbox
@@ -202,7 +203,7 @@ class Lab:
             key = prepared.fingerprint(extra=repr(limits))
             if cached and key in self._cache:
                 return self._cache[key]
-            with Sandbox(client, f"grade-{self.id}", limits,
+            with Sandbox(client, f"grade-{self.id}", limits, keep_cache=keep_cache,
                          helper_image=self.base_image) as sandbox:
                 verdicts = self._judge(sandbox=sandbox, answer=prepared, lab=self)
                 details = sandbox.details  # close() adds what it removed

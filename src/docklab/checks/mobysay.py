@@ -109,15 +109,27 @@ def _build_feedback(answer, build: BuildResult, limits) -> str:
         return (f"The build printed more than {limits.build_log_bytes // 1024 // 1024} MiB, so "
                 "grading stopped it. A RUN that prints without end (like `yes`) never finishes.")
     error = build.error.strip()
-    tail = "\n".join(build.log.strip().splitlines()[-6:])
+    # What the last step printed (its own output, not the engine's step bookkeeping).
+    last_step = build.log.rsplit("\nStep ", 1)[-1].splitlines()
+    printed = [line for line in last_step[1:]
+               if line.strip() and line.strip() != error and not line.startswith(" ---> ")
+               and not line.startswith("Removing intermediate container")]
+    tail = "\n".join(printed[-6:]) or "(nothing)"
     if "outside the build context" in error or "outside of the build context" in error:
         return (f"The engine refused to copy a file: {error}. COPY and ADD only see the build "
                 "context, the folder sent to the engine (here: the lab folder with the "
                 "Dockerfile and moby.cow); ../ paths and links that point outside it cannot be "
                 "copied. Keep moby.cow next to the Dockerfile and write COPY moby.cow ...")
+    if "not found in build context" in error or "no such file or directory" in error.lower():
+        return (f"COPY found no such file in the build context: {error}. The engine only has "
+                "the files of the folder sent with the build (here: the Dockerfile and "
+                "moby.cow); a link pointing outside that folder leads nowhere inside it.")
     if "Do you want to continue?" in build.log:
         return ("apt-get install stopped to ask 'Do you want to continue? [Y/n]' and, with "
                 "nobody to answer during a build, gave up. Add -y: apt-get install -y cowsay.")
+    if "apt-get: not found" in build.log or "apt-get: command not found" in build.log:
+        return ("The base image has no apt-get, so cowsay cannot be installed: this lab builds "
+                f"FROM {BASE_IMAGE}, whose package manager is apt. Last lines:\n" + tail)
     if "Unable to locate package" in build.log:
         return ("apt-get could not find cowsay: its package lists were empty or stale. Run "
                 "apt-get update in the same RUN, just before apt-get install. Last lines:\n"
@@ -286,7 +298,7 @@ def _entrypoint_problem(config: dict) -> str:
 def _verdict_default(run: RunResult, config: dict, limits) -> Verdict:
     problem = _run_problem(run, limits)
     if problem:
-        return failed(f"`docker run mobysay` {problem}")
+        return failed(f"`docker run mobysay` {problem} {_entrypoint_problem(config)}".strip())
     if not _has_whale(run.output):
         return failed("`docker run mobysay` printed something, but not Moby: cowsay needs "
                       f"-f moby.cow to draw the whale. It printed:\n{_shown(run.output)}")
@@ -300,12 +312,9 @@ def _verdict_default(run: RunResult, config: dict, limits) -> Verdict:
 
 def _verdict_custom(run: RunResult, message: str, config: dict, limits) -> Verdict:
     asked = f"`docker run mobysay \"{message}\"`"
-    if run.error:
-        hint = _entrypoint_problem(config)
-        return failed(f"{asked} did not start: {run.error}. {hint}".strip())
     problem = _run_problem(run, limits)
     if problem:
-        return failed(f"{asked} {problem}")
+        return failed(f"{asked} {problem} {_entrypoint_problem(config)}".strip())
     said = bubble(run.output)
     hint = _entrypoint_problem(config)
     if message in said and _has_whale(run.output):
@@ -323,8 +332,12 @@ def _verdict_custom(run: RunResult, message: str, config: dict, limits) -> Verdi
 
 
 def _run_problem(run: RunResult, limits) -> str:
+    if run.error and 'exec: "cowsay": executable file not found' in run.error:
+        return ("did not start: Docker found no cowsay on PATH. Debian installs it in "
+                "/usr/games, which is not on debian:12's PATH: add it with "
+                "ENV PATH=$PATH:/usr/games.")
     if run.error:
-        return f"did not start: {run.error}"
+        return f"did not start: {run.error}."
     if run.timed_out:
         return (f"was still running after {limits.run_timeout:.0f} s, so grading stopped it: "
                 "mobysay should print its whale and exit (a command like sleep never ends).")

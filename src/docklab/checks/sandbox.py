@@ -47,6 +47,7 @@ from docklab import labels as L
 MiB = 1024 * 1024
 _RUNNING_IN = re.compile(r"Running in ([0-9a-f]{12,64})")
 _STEP_IMAGE = re.compile(r"^ ---> ([0-9a-f]{12,64})\s*$", re.MULTILINE)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _STEP = re.compile(r"^Step \d+/\d+ : (.*)$", re.MULTILINE)
 
 
@@ -122,6 +123,7 @@ class _BuildState:
         self.crashed: BaseException | None = None
 
     def add(self, text: str) -> None:
+        text = _ANSI.sub("", text)  # the legacy builder colours a step's stderr
         self.size += len(text)
         self.tail = (self.tail + text)[-64 * 1024:]
         for match in _RUNNING_IN.finditer(text):
@@ -178,33 +180,54 @@ class Sandbox:
         self.close()
 
     def close(self) -> L.Removed:
-        """Remove every container, image, network and volume this run made; report what."""
-        for short_id in sorted(self._build_containers):
-            self._force_remove(short_id)
+        """Remove every container, image, network and volume this run made; report what.
+
+        Keeps going past errors (they are listed in ``details["cleanup_errors"]``).
+        """
         removed = L.Removed()
-        # The image first, without its parents when the layer cache is kept: remove_labelled
-        # would prune the untagged step images, i.e. the cache the next grading reuses.
         scope = {"lesson": self.lesson, "session": self.run_id}
-        for container in self.client.containers.list(
-                all=True, filters={"label": L.label_filters(**scope)}):
-            _attempt(removed, "containers", container.name,
-                     lambda c=container: c.remove(force=True, v=True))
-        for image in self.client.images.list(filters={"label": L.label_filters(**scope)}):
-            _attempt(removed, "images", image.short_id,
-                     lambda i=image: self.client.images.remove(i.id, force=True,
-                                                               noprune=self.keep_cache))
-        if self.keep_cache:
-            # Newest first; an image another build still builds on stays (the engine refuses).
-            for image_id in self._label_steps:
-                try:
-                    self.client.images.remove(image_id, noprune=True)
-                except docker.errors.NotFound:
-                    continue
-                except docker.errors.APIError:
-                    break
-        rest = L.remove_labelled(self.client, **scope)
-        for kind in ("containers", "services", "networks", "volumes", "images", "errors"):
-            getattr(removed, kind).extend(getattr(rest, kind))
+        filters = {"label": L.label_filters(**scope)}
+
+        def step(action) -> None:
+            try:
+                action()
+            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+                removed.errors.append(str(exc))
+
+        for short_id in sorted(self._build_containers):
+            step(lambda c=short_id: self._force_remove(c))
+
+        def containers() -> None:
+            for container in self.client.api.containers(all=True, filters=filters):
+                _attempt(removed, "containers", container["Id"][:12],
+                         lambda c=container["Id"]: self.client.api.remove_container(
+                             c, force=True, v=True))
+
+        def images() -> None:
+            # The image first, without its parents when the layer cache is kept:
+            # remove_labelled would prune the untagged step images, the cache the next
+            # grading reuses.
+            for image in self.client.api.images(filters=filters, quiet=True):
+                _attempt(removed, "images", image[7:19],
+                         lambda i=image: self.client.api.remove_image(
+                             i, force=True, noprune=self.keep_cache))
+            if self.keep_cache:
+                # Newest first; a step image another build still builds on stays.
+                for image_id in self._label_steps:
+                    try:
+                        self.client.api.remove_image(image_id, noprune=True)
+                    except docker.errors.NotFound:
+                        continue
+                    except docker.errors.APIError:
+                        break
+
+        def rest() -> None:
+            found = L.remove_labelled(self.client, **scope)
+            for kind in ("containers", "services", "networks", "volumes", "images", "errors"):
+                getattr(removed, kind).extend(getattr(found, kind))
+
+        for action in (containers, images, rest):
+            step(action)
         self.details["removed"] = removed.total()
         if removed.errors:
             self.details["cleanup_errors"] = removed.errors
@@ -364,57 +387,64 @@ class Sandbox:
         result = RunResult()
         started = time.monotonic()
         try:
+            # No log driver: the output is read from the attached stream, up to a cap. A
+            # json-file log of a flood (`yes`) keeps the engine busy writing and rotating it.
             container = self.client.containers.create(
                 image_id, command, detach=True, labels=self.labels("container"),
-                network_disabled=True, stdin_open=False, tty=False, **self._container_limits())
+                network_disabled=True, stdin_open=False, tty=False,
+                **{**self._container_limits(), "log_config": LogConfig(type="none")})
         except docker.errors.APIError as exc:
             result.error = exc.explanation or str(exc)
             return result
         try:
-            stream = container.attach(stdout=True, stderr=True, stream=True, logs=True)
-            chunks: list[bytes] = []
-            done = threading.Event()
-            state = {"size": 0, "flooded": False}
-
-            def read() -> None:
-                try:
-                    for chunk in stream:
-                        room = self.limits.output_bytes - state["size"]
-                        chunks.append(chunk[:max(room, 0)])
-                        state["size"] += len(chunk)
-                        if state["size"] > self.limits.output_bytes:
-                            state["flooded"] = True
-                            break
-                except (requests.exceptions.RequestException, OSError):
-                    pass
-                finally:
-                    done.set()
-
-            threading.Thread(target=read, daemon=True).start()
-            try:
-                container.start()
-            except docker.errors.APIError as exc:
-                result.error = exc.explanation or str(exc)
-                stream.close()
-                return result
-            finished = done.wait(self.limits.run_timeout)
-            result.flooded = state["flooded"]
-            result.timed_out = not finished
-            if result.flooded or result.timed_out:
-                try:
-                    container.kill()
-                except docker.errors.APIError:
-                    pass
-            stream.close()
-            try:
-                result.exit_code = container.wait(timeout=10).get("StatusCode")
-            except (requests.exceptions.RequestException, docker.errors.APIError):
-                result.exit_code = None
-            result.output = b"".join(chunks).decode("utf-8", "replace")
+            self._run_attached(container, result)
         finally:
             self._force_remove(container.id)
             result.seconds = time.monotonic() - started
         return result
+
+    def _run_attached(self, container, result: RunResult) -> None:
+        # Attached before it starts, so no output is missed.
+        stream = container.attach(stdout=True, stderr=True, stream=True, logs=False)
+        chunks: list[bytes] = []
+        done = threading.Event()
+        state = {"size": 0, "flooded": False}
+
+        def read() -> None:
+            try:
+                for chunk in stream:
+                    room = self.limits.output_bytes - state["size"]
+                    chunks.append(chunk[:max(room, 0)])
+                    state["size"] += len(chunk)
+                    if state["size"] > self.limits.output_bytes:
+                        state["flooded"] = True
+                        break
+            except (requests.exceptions.RequestException, OSError):
+                pass
+            finally:
+                done.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            result.error = exc.explanation or str(exc)
+            stream.close()
+            return
+        finished = done.wait(self.limits.run_timeout)
+        result.flooded = state["flooded"]
+        result.timed_out = not finished
+        # Detach first: the engine must not wait on a reader that stopped reading.
+        with contextlib.suppress(Exception):
+            stream.close()
+        if result.flooded or result.timed_out:
+            with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+                container.kill()
+        try:
+            result.exit_code = container.wait(timeout=15).get("StatusCode")
+        except (requests.exceptions.RequestException, docker.errors.APIError):
+            result.exit_code = None
+        result.output = b"".join(chunks).decode("utf-8", "replace")
 
     def read_file(self, image_id: str, path: str) -> tuple[bytes | None, str]:
         """A file's bytes from inside the image (``docker cp``), or (None, why not)."""

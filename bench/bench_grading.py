@@ -1,0 +1,159 @@
+"""How fast the mobysay lab is graded.
+
+one, cold: the correct answer, after its cached step images were removed (apt-get install runs)
+one, warm: the same answer again (every step comes from the layer cache)
+batch:     20 submissions (four kinds of answer: correct, shell-form ENTRYPOINT, ENV + split RUN,
+           CMD only), warm cache, one after another → submissions per minute
+nbgrader:  the same 20 submissions through nbgrader autograde (kernel, self-check, hidden
+           tests), warm cache → submissions per minute (skip with --no-nbgrader)
+
+Run: .venv/bin/python bench/bench_grading.py [--batch 20] [--no-nbgrader]
+(needs the engine and the course image debian:12: `docklab images prepare`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+COW = ROOT / "grader" / "source" / "mobysay" / "moby.cow"
+
+
+def answers() -> dict[str, str]:
+    from docklab.checks.answer import dockerfile_from_notebook
+
+    good, _ = dockerfile_from_notebook(ROOT / "solutions" / "mobysay" / "mobysay.ipynb")
+    exec_form = 'ENTRYPOINT ["cowsay", "-f", "moby.cow"]'
+    return {
+        "correct": good,
+        "shell_entrypoint": good.replace(exec_form, "ENTRYPOINT cowsay -f moby.cow"),
+        "env_split_run": good.replace("ARG DEBIAN_FRONTEND", "ENV DEBIAN_FRONTEND").replace(
+            "RUN apt-get update \\\n && apt-get install",
+            "RUN apt-get update\nRUN apt-get install"),
+        "cmd_only": good.replace(exec_form + '\nCMD ["Whale hello there"]',
+                                 'CMD ["cowsay", "-f", "moby.cow", "Whale hello there"]'),
+    }
+
+
+def write_answer(folder: Path, dockerfile: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Dockerfile").write_text(dockerfile)
+    shutil.copy(COW, folder / "moby.cow")
+    return folder
+
+
+def timed(fn):
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def bench_checks(tmp: Path, batch: int) -> dict:
+    from docklab.checks import mobysay
+
+    kinds = answers()
+    correct = write_answer(tmp / "one", kinds["correct"])
+    # Cold: grade once removing the answer's step images afterwards, then time a fresh grading.
+    mobysay.LAB.check(correct, keep_cache=False)
+    cold, report = timed(lambda: mobysay.LAB.check(correct))
+    assert report.score == report.max_score, report.table()
+    warm_times = [timed(lambda: mobysay.LAB.check(correct))[0] for _ in range(3)]
+    folders = [write_answer(tmp / f"s{i:02d}", list(kinds.values())[i % len(kinds)])
+               for i in range(batch)]
+    for folder in folders[: len(kinds)]:  # every kind's layers in the cache once
+        mobysay.LAB.check(folder)
+    started = time.perf_counter()
+    scores = [mobysay.LAB.check(folder).score for folder in folders]
+    elapsed = time.perf_counter() - started
+    return {"cold": cold, "warm": statistics.median(warm_times), "batch": batch,
+            "batch_seconds": elapsed, "per_minute": 60 * batch / elapsed, "scores": scores,
+            "folders": folders, "kinds": list(kinds)}
+
+
+def bench_nbgrader(tmp: Path, folders: list[Path]) -> dict:
+    import nbformat
+
+    from docklab import grader
+
+    course = tmp / "course" / "grader"
+    course.mkdir(parents=True)
+    shutil.copy(ROOT / "grader" / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "grader" / "source", course / "source")
+    api = grader.nbgrader_api(course)
+    assert api.generate_assignment("mobysay")["success"]
+    release = course / "release" / "mobysay"
+    students = []
+    for index, folder in enumerate(folders):
+        student = f"student{index:02d}"
+        target = course / "submitted" / student / "mobysay"
+        target.mkdir(parents=True)
+        shutil.copy(release / "moby.cow", target)
+        notebook = nbformat.read(release / "mobysay.ipynb", as_version=4)
+        for cell in notebook.cells:
+            if cell.source.startswith("%%writefile Dockerfile"):
+                cell.source = "%%writefile Dockerfile\n" + (folder / "Dockerfile").read_text()
+        nbformat.write(notebook, target / "mobysay.ipynb")
+        students.append(student)
+    first, _ = timed(lambda: api.autograde("mobysay", students[0]))
+    started = time.perf_counter()
+    for student in students[1:]:
+        assert api.autograde("mobysay", student)["success"]
+    elapsed = time.perf_counter() - started
+    return {"first": first, "per_submission": elapsed / (len(students) - 1),
+            "per_minute": 60 * (len(students) - 1) / elapsed, "count": len(students) - 1}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=20)
+    parser.add_argument("--no-nbgrader", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("DOCKLAB_LEARNER", "bench-grading")
+    with tempfile.TemporaryDirectory(prefix="docklab-bench-grading-") as tmp:
+        checks = bench_checks(Path(tmp), args.batch)
+        autograde = None if args.no_nbgrader else bench_nbgrader(Path(tmp), checks["folders"])
+    lines = [
+        f"`docklab check mobysay` core (`LAB.check`: bounded build, inspect, 2 runs, cleanup), "
+        f"{platform.machine()}, {os.cpu_count()} cores:",
+        "",
+        "| what | time |",
+        "|---|---|",
+        f"| one submission, cold layer cache (apt-get install runs) | {checks['cold']:.1f} s |",
+        f"| one submission, warm layer cache (median of 3) | {checks['warm']:.1f} s |",
+        f"| batch of {checks['batch']} ({', '.join(checks['kinds'])}; warm) | "
+        f"{checks['batch_seconds']:.0f} s → **{checks['per_minute']:.1f} submissions/min** |",
+    ]
+    if autograde:
+        lines += [
+            f"| nbgrader autograde, first submission (gradebook, kernel, build) | "
+            f"{autograde['first']:.1f} s |",
+            f"| nbgrader autograde, {autograde['count']} more (warm) | "
+            f"{autograde['per_submission']:.1f} s each → **{autograde['per_minute']:.1f} "
+            "submissions/min** |",
+        ]
+    lines += [
+        "",
+        "Target: ≥ 10 submissions/min warm on 2 cores. nbgrader autograde adds a kernel per "
+        "notebook and the hidden tests (each builds from the cache and runs once more).",
+        "",
+        "Rerun: `.venv/bin/python bench/bench_grading.py` (add `--no-nbgrader` for the checks "
+        "alone).",
+    ]
+    body = "\n".join(lines)
+    print(body)
+    write_section("Grading", body)
+
+
+if __name__ == "__main__":
+    main()
