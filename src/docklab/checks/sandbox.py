@@ -323,6 +323,7 @@ class Sandbox:
             result.timed_out = worker.is_alive() and not state.flooded
             self._cancel_build(stream, state, worker)
         self._build_containers |= state.containers
+        self.details.setdefault("build_containers", []).extend(sorted(state.containers))
         for short_id in state.containers:
             self._force_remove(short_id)
         result.flooded = state.flooded
