@@ -48,6 +48,11 @@ SOLUTIONS = {
         "exercise-exit": 'lesson.run("busybox", ["sh", "-c", "echo bye; exit 42"], name="my-exit")',
         "exercise-stop": 'lesson.run("busybox", "sleep 600", name="my-quick", init=True)',
     },
+    "03-volumes": {
+        "exercise": 'my_data = lesson.volume("my-data")\n'
+                    'lesson.run("busybox", ["sh", "-c", "echo hello > /data/greeting.txt"],'
+                    ' volumes=[f"{my_data.name}:/data"], detach=False, remove=True)',
+    },
 }
 
 _ids = [p.stem for p in NOTEBOOKS]
