@@ -294,7 +294,7 @@ class EngineView(w.VBox):
         """Block until every listener has its stream open (for tests and benchmarks)."""
         deadline = time.monotonic() + timeout
         return all(listener.live.wait(max(0.0, deadline - time.monotonic()))
-                   for listener in self._listeners)
+                   for listener in self._listeners if isinstance(listener, EngineEvents))
 
     def close(self) -> None:
         """Stop following the engine (threads end) and close the widget."""
