@@ -21,6 +21,7 @@ from docklab.errors import EnginePermissionDenied, EngineTooOld, EngineUnavailab
 MIN_API_VERSION = "1.41"
 
 _client: docker.DockerClient | None = None
+_client_for: tuple = ()
 
 
 _ENGINE_VARS = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
@@ -138,13 +139,14 @@ def _is_permission_error(exc: BaseException) -> bool:
 def connect(*, timeout: int = 60, fresh: bool = False) -> docker.DockerClient:
     """Return a client for the engine, checked to answer.
 
-    Equivalent CLI: ``docker version``. The client is cached for the process; ``fresh=True``
-    builds a new one (after DOCKER_HOST changed, say).
+    Equivalent CLI: ``docker version``. The client is cached for the process while DOCKER_HOST
+    and its TLS settings stay the same; ``fresh=True`` builds a new one regardless.
     """
-    global _client
-    if _client is not None and not fresh:
-        return _client
+    global _client, _client_for
     _apply_saved_engine()
+    settings = tuple(os.environ.get(var) for var in _ENGINE_VARS)
+    if _client is not None and not fresh and settings == _client_for:
+        return _client
     address = engine_address()
     try:
         # version="auto" asks the engine for its API version: never pin above what it offers.
@@ -166,7 +168,7 @@ def connect(*, timeout: int = 60, fresh: bool = False) -> docker.DockerClient:
             "Upgrade Docker (Docker Desktop: check for updates; Debian/Ubuntu: install a newer "
             "docker.io or docker-ce).",
         )
-    _client = client
+    _client, _client_for = client, settings
     return client
 
 

@@ -12,21 +12,29 @@ from docklab.widgets.connect import ConnectPanel
 pytestmark = pytest.mark.engine
 
 
+ENGINE_VARS = ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKLAB_ENGINE_FILE")
+
+
 @pytest.fixture
-def engine_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("DOCKLAB_ENGINE_FILE", str(tmp_path / "engine.json"))
-    for var in ("DOCKER_HOST", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
-        monkeypatch.delenv(var, raising=False)
+def engine_env(tmp_path):
+    # use_engine sets os.environ itself, as it must for the learner: put everything back by hand,
+    # or the other tests (and the notebooks they start) would talk to a closed tcp:// port.
+    before = {var: os.environ.pop(var, None) for var in ENGINE_VARS}
+    os.environ["DOCKLAB_ENGINE_FILE"] = str(tmp_path / "engine.json")
     yield tmp_path / "engine.json"
+    for var, value in before.items():
+        os.environ.pop(var, None)
+        if value is not None:
+            os.environ[var] = value
     engine.connect(fresh=True)  # back to the default engine for the other tests
 
 
-def test_use_engine_connects_over_tcp_and_remembers_it(engine_env, tcp_engine, monkeypatch):
+def test_use_engine_connects_over_tcp_and_remembers_it(engine_env, tcp_engine):
     client = engine.use_engine(tcp_engine.docker_host)
     assert client.ping() and tcp_engine.connections > 0
     assert json.loads(engine_env.read_text())["DOCKER_HOST"] == tcp_engine.docker_host
     # Another kernel (no DOCKER_HOST in its environment) picks the saved engine up.
-    monkeypatch.delenv("DOCKER_HOST")
+    del os.environ["DOCKER_HOST"]
     before = tcp_engine.connections
     engine.connect(fresh=True).ping()
     assert os.environ["DOCKER_HOST"] == tcp_engine.docker_host
