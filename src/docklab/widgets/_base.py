@@ -317,7 +317,7 @@ class EngineView(w.VBox):
             body = self._render()
         except Exception as exc:  # noqa: BLE001 - a drawing bug must not surface as a traceback
             body = f"<i>cannot draw this view: {esc(exc)}</i>"
-        self._html.value = frame(self._title, body, self.status)
+        self._html.value = frame(self._title, body, self.status, view=type(self).__name__)
 
     def __repr__(self) -> str:
         # The text/plain form of the output: short and the same on every run (nbval compares it).
@@ -360,7 +360,7 @@ def table(headers: list[str], rows: list[list[str]], *, cls: str = "", nowrap: i
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
-def frame(title: str, body: str, status: str) -> str:
+def frame(title: str, body: str, status: str, *, view: str = "") -> str:
     """The box every view draws in: title, a status line, the body."""
     if status == LIVE:
         state = badge("● live", COLORS["ok"])
@@ -373,7 +373,7 @@ def frame(title: str, body: str, status: str) -> str:
         warning = ("<div class='docklab-warning' style='color:#c62828;margin:4px 0'>The Docker "
                    f"Engine is not answering ({esc(status.split(': ', 1)[-1])}). This view keeps "
                    "the last state it saw and reconnects by itself.</div>")
-    return (f"<div class='docklab-frame' style='font-family:sans-serif;border:1px solid #ddd;"
+    return (f"<div class='docklab-frame' data-docklab-view='{esc(view)}' style='font-family:sans-serif;border:1px solid #ddd;"
             f"border-radius:6px;padding:8px;background:#fff;color:#222'>"
             f"<div style='font-weight:bold;margin-bottom:4px'>{esc(title)} {state}</div>"
             f"{warning}{body}</div>")

@@ -237,7 +237,10 @@ class InsideOutsideView(EngineView):
                           for r in rows]
         command = next((r["command"] for r in outside["top"] if r["pid"] == host_pid), "")
         outside["pid1"] = {"host_pid": host_pid, "command": command}
-        host = self._helper(_HOST_SCRIPT, pid_mode="host", network_mode="host", uts_mode="host")
+        # Helpers only while the container runs: a stopped one has no inside to compare, and a
+        # lesson's cleanup must not race a helper that starts after it.
+        host = (self._helper(_HOST_SCRIPT, pid_mode="host", network_mode="host", uts_mode="host")
+                if box.status == "running" else f"{outside['host']}\n---\n---\n")
         hostname, _, rest = host.partition("---\n")
         ps_text, _, ip_text = rest.partition("---\n")
         processes = parse_ps(ps_text)
