@@ -53,6 +53,10 @@ SOLUTIONS = {
                     'lesson.run("busybox", ["sh", "-c", "echo hello > /data/greeting.txt"],'
                     ' volumes=[f"{my_data.name}:/data"], detach=False, remove=True)',
     },
+    "04-networking": {
+        "exercise": 'lesson.run("nginx", name="my-web", network=usernet.name, networking_config='
+                    '{usernet.name: client.api.create_endpoint_config(aliases=["shop"])})',
+    },
 }
 
 _ids = [p.stem for p in NOTEBOOKS]
