@@ -57,6 +57,9 @@ SOLUTIONS = {
         "exercise": 'lesson.run("nginx", name="my-web", network=usernet.name, networking_config='
                     '{usernet.name: client.api.create_endpoint_config(aliases=["shop"])})',
     },
+    "05-compose": {
+        "exercise": 'compose("up", "-d", "--scale", "worker=2")',
+    },
 }
 
 _ids = [p.stem for p in NOTEBOOKS]
