@@ -60,6 +60,10 @@ SOLUTIONS = {
     "05-compose": {
         "exercise": 'compose("up", "-d", "--scale", "worker=2")',
     },
+    "06-security": {
+        "exercise": 'lesson.run("busybox", "sleep 600", name="my-hardened", user="1000:1000", cap_drop=["ALL"],'
+                    ' read_only=True, tmpfs={"/tmp": ""}, security_opt=["no-new-privileges"])',
+    },
 }
 
 _ids = [p.stem for p in NOTEBOOKS]
