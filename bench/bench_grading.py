@@ -1,6 +1,6 @@
 """How fast the mobysay lab is graded.
 
-one, cold: the correct answer, after its cached step images were removed (apt-get install runs)
+one, cold: the correct answer with a RUN line no build had before (apt-get update/install run)
 one, warm: the same answer again (every step comes from the layer cache)
 batch:     20 submissions (four kinds of answer: correct, shell-form ENTRYPOINT, ENV + split RUN,
            CMD only), warm cache, one after another → submissions per minute
@@ -21,10 +21,11 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import write_section  # noqa: E402
+from _report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 COW = ROOT / "grader" / "source" / "mobysay" / "moby.cow"
@@ -63,12 +64,17 @@ def bench_checks(tmp: Path, batch: int) -> dict:
     from docklab.checks import mobysay
 
     kinds = answers()
-    correct = write_answer(tmp / "one", kinds["correct"])
-    # Cold: grade once removing the answer's step images afterwards, then time a fresh grading.
-    mobysay.LAB.check(correct, keep_cache=False)
+    # Cold: an answer whose RUN line no earlier build had (a comment makes it unique), so
+    # apt-get update and install really run; afterwards its step images are removed again.
+    marker = f"  # bench {uuid.uuid4().hex[:8]}"
+    unique = kinds["correct"].replace("install -y --no-install-recommends cowsay",
+                                      "install -y --no-install-recommends cowsay" + marker)
+    assert unique != kinds["correct"]
+    correct = write_answer(tmp / "one", unique)
     cold, report = timed(lambda: mobysay.LAB.check(correct))
     assert report.score == report.max_score, report.table()
     warm_times = [timed(lambda: mobysay.LAB.check(correct))[0] for _ in range(3)]
+    mobysay.LAB.check(correct, keep_cache=False)
     folders = [write_answer(tmp / f"s{i:02d}", list(kinds.values())[i % len(kinds)])
                for i in range(batch)]
     for folder in folders[: len(kinds)]:  # every kind's layers in the cache once

@@ -211,6 +211,16 @@ class Lab:
             self._cache[key] = report
             return report
 
+    def cached(self, answer: str | os.PathLike, *, limits=None) -> Report | None:
+        """The report of an identical answer judged earlier in this process, if there is one."""
+        from docklab.checks.answer import open_answer
+        from docklab.checks.sandbox import Limits
+
+        limits = limits or Limits.from_env()
+        with open_answer(answer, {name: self.lab_file(name) for name in self.files},
+                         limits=limits) as prepared:
+            return self._cache.get(prepared.fingerprint(extra=repr(limits)))
+
     def report(self, verdicts: dict[str, Verdict], *, details: dict | None = None) -> Report:
         """Verdicts → a Report in the criteria's order; missing verdicts fail as not judged."""
         unknown = set(verdicts) - set(self.check_ids)

@@ -164,6 +164,8 @@ class Sandbox:
         self._label_steps: list[str] = []
         self._parent: str | None = None
         self._parent_tried = False
+        self._helper_id: str | None = None
+        self._retiring: list[threading.Thread] = []
 
     # -- labels and cleanup ---------------------------------------------------------------------
 
@@ -194,6 +196,8 @@ class Sandbox:
             except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
                 removed.errors.append(str(exc))
 
+        for worker in self._retiring:
+            worker.join(60)
         for short_id in sorted(self._build_containers):
             step(lambda c=short_id: self._force_remove(c))
 
@@ -263,6 +267,7 @@ class Sandbox:
                     self.helper_image, ["sleep", "infinity"], detach=True,
                     labels=self.labels("container"), **self._container_limits(),
                     network_disabled=True)
+                self._helper_id = helper.id
                 line = helper.exec_run(["cat", "/proc/self/cgroup"]).output.decode()
                 path = next((row.split(":", 2)[2] for row in line.splitlines()
                              if row.split(":")[1:2] == ["pids"]), "")
@@ -274,6 +279,15 @@ class Sandbox:
                 self._parent = None
         self.details["build_pids_bounded"] = self._parent is not None
         return self._parent
+
+    def _retire_parent(self) -> None:
+        """The limited parent is needed only while building: remove it in the background."""
+        helper_id, self._helper_id = self._helper_id, None
+        self._parent, self._parent_tried = None, False
+        if helper_id:
+            worker = threading.Thread(target=self._force_remove, args=(helper_id,), daemon=True)
+            worker.start()
+            self._retiring.append(worker)
 
     def _container_limits(self) -> dict:
         return {
@@ -326,6 +340,7 @@ class Sandbox:
         self.details.setdefault("build_containers", []).extend(sorted(state.containers))
         for short_id in state.containers:
             self._force_remove(short_id)
+        self._retire_parent()
         result.flooded = state.flooded
         result.log = state.tail
         result.steps = [(instruction, image) for instruction, image in state.steps]
