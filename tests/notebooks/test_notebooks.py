@@ -64,6 +64,11 @@ SOLUTIONS = {
         "exercise": 'lesson.run("busybox", "sleep 600", name="my-hardened", user="1000:1000", cap_drop=["ALL"],'
                     ' read_only=True, tmpfs={"/tmp": ""}, security_opt=["no-new-privileges"])',
     },
+    "07-best-practices": {
+        "exercise": 'my_data = lesson.volume("my-notes-data")\n'
+                    'lesson.run(notes_tag, name="my-notes", environment={"NOTES_TITLE": "My notes"},'
+                    ' volumes={my_data.name: {"bind": "/data", "mode": "rw"}}, network=notes_net.name)',
+    },
 }
 
 _ids = [p.stem for p in NOTEBOOKS]
