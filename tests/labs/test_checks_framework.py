@@ -202,3 +202,47 @@ def test_limits_read_timeouts_from_the_environment(monkeypatch):
     monkeypatch.setenv("DOCKLAB_GRADE_BUILD_TIMEOUT", "7")
     assert Limits.from_env().build_timeout == 7.0
     assert Limits.from_env(build_timeout=3).build_timeout == 3
+
+
+def _context(dockerfile: str):
+    import io
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in (("Dockerfile", dockerfile.encode()), ("moby.cow", b"cow")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    return buffer
+
+
+def _dockerfile_of(context) -> str:
+    with tarfile.open(fileobj=context) as tar:
+        return tar.extractfile("Dockerfile").read().decode()
+
+
+def test_course_labels_become_one_label_line_with_quoted_values():
+    from docklab.checks.sandbox import is_course_label_step, with_label_instruction
+
+    labelled = with_label_instruction(_context("FROM debian:12\nCMD [\"x\"]\n# done\n"),
+                                      {"org.docklab.learner": 'we"ird $USER', "org.docklab.b": "2"})
+    text = _dockerfile_of(labelled)
+    assert text.splitlines()[:3] == ["FROM debian:12", 'CMD ["x"]', "# done"]
+    last = text.splitlines()[-1]
+    assert last == 'LABEL "org.docklab.b"="2" "org.docklab.learner"="we\\"ird \\$USER"'
+    assert is_course_label_step(last)
+    labelled.seek(0)
+    with tarfile.open(fileobj=labelled) as tar:
+        assert tar.extractfile("moby.cow").read() == b"cow"
+
+
+@pytest.mark.parametrize("dockerfile", [
+    'FROM debian:12\nCMD ["x"] \\\n',          # the line would join the learner's last one
+    "# escape=`\nFROM debian:12\nCMD x\n",     # another escape character
+    "",                                         # nothing to append to
+])
+def test_label_line_is_not_appended_where_it_could_change_the_answer(dockerfile):
+    from docklab.checks.sandbox import with_label_instruction
+
+    assert with_label_instruction(_context(dockerfile), {"org.docklab.a": "1"}) is None

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import docker.errors
 
 from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
-from docklab.checks.sandbox import BuildResult, RunResult, Sandbox
+from docklab.checks.sandbox import BuildResult, RunResult, Sandbox, is_course_label_step
 from docklab.errors import ImageError
 
 BASE_IMAGE = "debian:12"
@@ -152,10 +152,9 @@ def _build_feedback(answer, build: BuildResult, limits) -> str:
     return f"The image did not build: {error}\nLast lines of the build:\n{tail}"
 
 
-def _verdict_base(client, image, base) -> Verdict:
+def _verdict_base(image, base, ancestor) -> Verdict:
     base_layers = base.attrs["RootFS"].get("Layers") or []
     layers = image.attrs["RootFS"].get("Layers") or []
-    ancestor = _nearest_tagged_ancestor(client, image)
     named = (ancestor.tags[0] if ancestor is not None else None)
     if ancestor is not None and ancestor.id != base.id:
         return failed(f"Your image starts FROM {named}; this lab builds on {BASE_IMAGE}: its "
@@ -395,7 +394,7 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     ancestor = _nearest_tagged_ancestor(client, image)
     steps = _steps(image, ancestor if ancestor is not None else base)
 
-    verdicts["base_debian"] = _verdict_base(client, image, base)
+    verdicts["base_debian"] = _verdict_base(image, base, ancestor)
     verdicts["frontend_is_arg"] = _verdict_frontend(env, steps)
     verdicts["apt_chained"] = _verdict_apt(steps)
     verdicts["path_has_games"] = _verdict_path(env)
@@ -513,7 +512,7 @@ def try_it(answer: str | os.PathLike = ".", message: str = "Hello from the lab")
         print("$ docker build -t mobysay .")
         build = sandbox.build(prepared.tar())
         for number, (instruction, _) in enumerate(build.steps, 1):
-            if not instruction.startswith("LABEL org.docklab."):
+            if not is_course_label_step(instruction):
                 print(f"  step {number}: {instruction}")
         if not build.ok:
             print(_build_feedback(prepared, build, limits))

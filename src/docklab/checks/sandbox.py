@@ -137,6 +137,53 @@ class _BuildState:
             self.flooded = True
 
 
+def is_course_label_step(instruction: str) -> bool:
+    """Whether a build step is the course's own LABEL (added to every graded build)."""
+    return instruction.replace('"', "").startswith(f"LABEL {L.PREFIX}.")
+
+
+def _quote(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
+
+
+def with_label_instruction(context: io.BytesIO, labels: dict[str, str]) -> io.BytesIO | None:
+    """The context with one ``LABEL`` line appended to its Dockerfile, or None when unsafe.
+
+    The engine adds build labels as one LABEL step per label; one line is one step. When the
+    Dockerfile ends in a line continuation or changes its escape character, the line could
+    merge with the learner's last instruction: then the labels go the usual way (None).
+    """
+    try:
+        with tarfile.open(fileobj=io.BytesIO(context.getvalue())) as source:
+            members = [(m, source.extractfile(m).read() if m.isfile() else None)
+                       for m in source.getmembers()]
+    except tarfile.TarError:
+        return None
+    index = next((i for i, (m, _) in enumerate(members)
+                  if m.name in ("Dockerfile", "./Dockerfile") and m.isfile()), None)
+    if index is None:
+        return None
+    text = members[index][1].decode("utf-8", "replace")
+    if re.search(r"^\s*#\s*escape\s*=", text, re.MULTILINE | re.IGNORECASE):
+        return None
+    lines = [line for line in text.splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    if not lines or lines[-1].rstrip().endswith("\\"):
+        return None
+    label = "LABEL " + " ".join(f"{_quote(k)}={_quote(v)}" for k, v in sorted(labels.items()))
+    data = (text.rstrip("\n") + "\n" + label + "\n").encode()
+    info = members[index][0]
+    info.size = len(data)
+    members[index] = (info, data)
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target:
+        for member, content in members:
+            target.addfile(member, io.BytesIO(content) if content is not None else None)
+    out.seek(0)
+    return out
+
+
 def _attempt(removed: L.Removed, kind: str, name: str, action) -> None:
     try:
         action()
@@ -306,13 +353,17 @@ class Sandbox:
         params = {
             "rm": True, "forcerm": True, "pull": False, "nocache": False, "q": False,
             "dockerfile": "Dockerfile",
-            "labels": json.dumps(self.labels("image")),
             "memory": self.limits.memory, "memswap": self.limits.memory,
             "cpuperiod": 100_000, "cpuquota": int(100_000 * self.limits.cpus),
         }
         proxies = api._proxy_configs.get_environment()
         if proxies:
             params["buildargs"] = json.dumps(proxies)
+        labelled = with_label_instruction(context, self.labels("image"))
+        if labelled is not None:
+            context = labelled  # one LABEL step instead of one step per label
+        else:
+            params["labels"] = json.dumps(self.labels("image"))
         parent = self._cgroup_parent()
         if parent:
             params["cgroupparent"] = parent
@@ -353,7 +404,7 @@ class Sandbox:
         # The engine adds the build's labels as one LABEL step each, after the learner's steps.
         # Those step images are ours; close() removes them, and keeps the learner's as cache.
         for instruction, image in reversed(result.steps):
-            if not instruction.startswith(f"LABEL {L.PREFIX}.") or not image:
+            if not is_course_label_step(instruction) or not image:
                 break
             self._label_steps.append(image)
         result.seconds = time.monotonic() - started
