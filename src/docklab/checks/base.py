@@ -23,7 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from docklab.errors import DocklabError
+import docker.errors
+import requests.exceptions
+
+from docklab.errors import DocklabError, EngineError
 
 
 @dataclass(frozen=True)
@@ -203,12 +206,20 @@ class Lab:
             key = prepared.fingerprint(extra=repr(limits))
             if cached and key in self._cache:
                 return self._cache[key]
-            with Sandbox(client, f"grade-{self.id}", limits, keep_cache=keep_cache,
-                         helper_image=self.base_image) as sandbox:
-                verdicts = self._judge(sandbox=sandbox, answer=prepared, lab=self)
-                details = sandbox.details  # close() adds what it removed
+            try:
+                with Sandbox(client, f"grade-{self.id}", limits, keep_cache=keep_cache,
+                             helper_image=self.base_image) as sandbox:
+                    verdicts = self._judge(sandbox=sandbox, answer=prepared, lab=self)
+                    details = sandbox.details  # close() adds what it removed
+            except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+                # A learner's answer never gets here (the sandbox turns its failures into
+                # feedback): this is the engine failing the grader.
+                raise EngineError(f"The engine failed while grading {self.id}: {exc}",
+                                  "Check the engine (`docklab doctor`), then grade again.") from exc
             report = self.report(verdicts, details=details)
             self._cache[key] = report
+            while len(self._cache) > 64:  # a learner re-checks many versions in one kernel
+                self._cache.pop(next(iter(self._cache)))
             return report
 
     def cached(self, answer: str | os.PathLike, *, limits=None) -> Report | None:

@@ -39,6 +39,18 @@ COWFILE_PATH = "/usr/share/cowsay/cows/moby.cow"
 DEFAULT_MESSAGE = "Whale hello there"
 #: Lines of Moby's drawing (grader/source/mobysay/moby.cow) that any other cow lacks.
 WHALE_MARKS = ("[==][==][==]", "~~~^~~~^~~~^~~~^")
+#: The lesson that teaches what this lab practises, and its topic behind each check.
+LESSON = "08-building"
+TOPICS = {
+    "base_debian": "FROM and base images",
+    "frontend_is_arg": "ARG and ENV",
+    "apt_chained": "the build cache",
+    "cowfile_installed": "COPY and the build context",
+    "path_has_games": "ENV",
+    "default_message": "ENTRYPOINT and CMD",
+    "custom_message": "ENTRYPOINT and CMD, exec and shell form",
+    "entrypoint_exec_form": "exec and shell form",
+}
 #: Messages the image is also run with while grading, beyond the visible checks' own: words a
 #: shell would change (``$5``, a lone ``*``), which must reach cowsay untouched.
 PROBES = (("Costs", "$5", "&", "`more`"), ("*", "$(id)", "'quoted'"))
@@ -354,6 +366,15 @@ def _run_problem(run: RunResult, limits) -> str:
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     """Build the answer and judge every criterion (see the module docstring)."""
+    verdicts = _judge(sandbox, answer, lab)
+    for check_id, verdict in verdicts.items():
+        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
+            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}: "
+                                        f"{TOPICS[check_id]}.)")
+    return verdicts
+
+
+def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     client = sandbox.client
     limits = sandbox.limits
     verdicts: dict[str, Verdict] = {}
