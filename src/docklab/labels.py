@@ -135,7 +135,10 @@ def find_labelled(client: docker.DockerClient, **scope: str | None) -> dict[str,
         "images": client.images.list(filters=filters),
     }
     if client.info().get("Swarm", {}).get("ControlAvailable"):
-        found["services"] = client.services.list(filters=filters)
+        try:
+            found["services"] = client.services.list(filters=filters)
+        except docker.errors.APIError:
+            pass  # the swarm is being joined or left this very moment: no services to list
     return found
 
 

@@ -19,7 +19,7 @@ import docker.errors
 from docklab import labels as L
 from docklab import no_engine
 from docklab.engine import connect
-from docklab.errors import EngineError, ImageError
+from docklab.errors import DocklabError, EngineError, ImageError
 
 
 class Lesson:
@@ -48,20 +48,53 @@ class Lesson:
             self._remove_stale_container(kwargs["name"])
         return kwargs
 
+    def _is_ours(self, labels: dict) -> bool:
+        """Made by this lesson for this learner (in any session): a leftover we may replace."""
+        return (labels.get(L.MANAGED) == "true" and labels.get(L.LESSON) == self.id
+                and labels.get(L.LEARNER) == L.learner_name())
+
     def _remove_stale_container(self, name: str) -> None:
-        # Re-running a notebook must not fail with "name already in use": a container of ours
-        # with that name is a leftover of an earlier run. Someone else's is left alone.
+        # Re-running a notebook must not fail with "name already in use": a container of this
+        # lesson with that name is a leftover of an earlier run. Anyone else's is left alone.
         try:
             old = self.client.containers.get(name)
         except docker.errors.NotFound:
             return
-        if old.labels.get(L.MANAGED) == "true":
+        if self._is_ours(old.labels):
             old.remove(force=True, v=True)
+            return
+        owner = old.labels.get(L.LESSON) if old.labels.get(L.MANAGED) == "true" else None
+        raise DocklabError(
+            f"A container named {name!r} already exists"
+            + (f" (made by the lesson {owner!r})." if owner else ", and the course did not make it."),
+            (f"Run the cleanup cell of {owner}, or `docklab clean --lesson {owner}`."
+             if owner else f"Remove or rename it first: `docker rm -f {name}`."),
+        )
 
     def run(self, image: str, command=None, **kwargs):
-        """``docker run`` with the lesson's labels; detached unless ``detach=False``."""
+        """``docker run`` with the lesson's labels; detached unless ``detach=False``.
+
+        ``remove=True`` behaves like the CLI's ``--rm``: the container goes with its anonymous
+        volumes (the SDK's own ``remove`` leaves them behind, unlabelled).
+        """
         kwargs.setdefault("detach", True)
-        return self.client.containers.run(image, command, **self._merge(kwargs))
+        kwargs = self._merge(kwargs)
+        if not kwargs.get("remove") or kwargs.get("stream"):
+            return self.client.containers.run(image, command, **kwargs)
+        kwargs.pop("remove")
+        if kwargs["detach"]:  # docker run -d --rm: the engine removes it when it exits
+            return self.client.containers.run(image, command, auto_remove=True, **kwargs)
+        stdout, stderr = kwargs.pop("stdout", True), kwargs.pop("stderr", False)
+        container = self.client.containers.run(image, command, **{**kwargs, "detach": True})
+        try:
+            status = container.wait()["StatusCode"]
+            if status != 0:
+                raise docker.errors.ContainerError(
+                    container, status, command, image,
+                    container.logs(stdout=False, stderr=True))
+            return container.logs(stdout=stdout, stderr=stderr)
+        finally:
+            container.remove(force=True, v=True)
 
     def create(self, image: str, command=None, **kwargs):
         """``docker create`` with the lesson's labels."""
@@ -71,7 +104,7 @@ class Lesson:
         """``docker network create`` (re-created if an earlier run left it behind)."""
         name = self.name(name)
         for old in self.client.networks.list(names=[name]):
-            if old.attrs.get("Labels", {}).get(L.MANAGED) == "true":
+            if old.name == name and self._is_ours(old.attrs.get("Labels") or {}):
                 old.remove()
         kwargs["labels"] = {**(kwargs.get("labels") or {}), **self.labels()}
         return self.client.networks.create(name, **kwargs)
