@@ -6,4 +6,5 @@ COURSE_PORTS: dict[int, str] = {
     8080: "web servers published in the running, networking and compose lessons",
     8081: "the second app behind the reverse proxy in the networking lesson",
     8082: "the reverse proxy in the networking and best-practices lessons",
+    8083: "the Flask development server in the multi-stage lesson (developer workflow)",
 }

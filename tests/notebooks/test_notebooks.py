@@ -69,6 +69,10 @@ SOLUTIONS = {
                     'lesson.run(notes_tag, name="my-notes", environment={"NOTES_TITLE": "My notes"},'
                     ' volumes={my_data.name: {"bind": "/data", "mode": "rw"}}, network=notes_net.name)',
     },
+    "09-multi-stage": {
+        "exercise": 'write_source("flask", {"app.py": APP + """\n@app.get("/about")\ndef about():\n'
+                    '    return "made with docklab"\n"""})',
+    },
 }
 
 _ids = [p.stem for p in NOTEBOOKS]
