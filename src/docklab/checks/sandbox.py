@@ -55,8 +55,10 @@ _STEP = re.compile(r"^Step \d+/\d+ : (.*)$", re.MULTILINE)
 class Limits:
     """Bounds for grading one answer. ``Limits.from_env()`` reads DOCKLAB_GRADE_* overrides."""
 
-    build_timeout: float = 300.0
-    run_timeout: float = 20.0
+    # A graded notebook cell gets 300 s (grader/nbgrader_config.py): a build that times out,
+    # then the runs, still report within it.
+    build_timeout: float = 200.0
+    run_timeout: float = 15.0
     memory: int = 512 * MiB
     pids: int = 256
     cpus: float = 1.0
@@ -383,7 +385,11 @@ class Sandbox:
         stream = CancellableStream(api._stream_helper(response, decode=True), response)
         worker = threading.Thread(target=self._read_build, args=(stream, state), daemon=True)
         worker.start()
-        worker.join(self.limits.build_timeout)
+        try:
+            worker.join(self.limits.build_timeout)
+        except BaseException:  # e.g. the kernel interrupted: do not leave the build running
+            self._cancel_build(stream, state, worker)
+            raise
         if worker.is_alive() or state.flooded:
             result.timed_out = worker.is_alive() and not state.flooded
             self._cancel_build(stream, state, worker)

@@ -15,8 +15,8 @@ from docklab.checks.sandbox import Limits
 @click.argument("lab", type=click.Choice(LABS))
 @click.argument("answer", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--build-timeout", type=float, help="Seconds a build may take (default 300).")
-@click.option("--run-timeout", type=float, help="Seconds a container may run (default 20).")
+@click.option("--build-timeout", type=float, help="Seconds a build may take (default 200).")
+@click.option("--run-timeout", type=float, help="Seconds a container may run (default 15).")
 def check(lab: str, answer: str, as_json: bool, build_timeout: float | None,
           run_timeout: float | None) -> None:
     """Build and judge ANSWER for LAB: a folder with the Dockerfile, or the lab's notebook.
