@@ -73,6 +73,10 @@ SOLUTIONS = {
         "exercise": 'write_source("flask", {"app.py": APP + """\n@app.get("/about")\ndef about():\n'
                     '    return "made with docklab"\n"""})',
     },
+    "10-registry": {
+        "exercise": 'app_11.tag(f"{REGISTRY}/team/my-app", "stable")\n'
+                    'push(f"{REGISTRY}/team/my-app", "stable")',
+    },
 }
 
 _ids = [p.stem for p in NOTEBOOKS]
