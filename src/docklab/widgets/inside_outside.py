@@ -180,7 +180,8 @@ class InsideOutsideView(EngineView):
             box = self.client.containers.get(self._container_id)
             box.reload()
         except docker.errors.NotFound:
-            self.inside, self.outside = {}, {"gone": True}
+            # Keep the last look, marked: the learner may scroll back after the cleanup.
+            self.outside = {**self.outside, "gone": True}
             self._looked(self._live)
             self._done.set()
             return
@@ -191,8 +192,12 @@ class InsideOutsideView(EngineView):
         self.container_name = box.name
         try:
             outside = self._outside(box)
-            inside = self._inside(box) if box.status in ("running", "paused") else {
-                "not_running": box.status}
+            if box.status == "running":  # a paused one cannot be exec'd into
+                inside = self._inside(box)
+            elif self.inside.get("pid1"):  # it stopped: keep the last look while it ran, marked
+                inside, outside = {**self.inside, "not_running": box.status}, self.outside
+            else:
+                inside = {"not_running": box.status}
         except ENGINE_ERRORS as exc:
             self._engine_failed(exc)
         else:
@@ -280,14 +285,18 @@ class InsideOutsideView(EngineView):
         i, o = self.inside, self.outside
         if not i and not o:
             return "<i>looking inside and outside …</i>"
-        if o.get("gone"):
-            return f"<i>{esc(self.container_name)} has been removed.</i>"
         name = esc(self.container_name)
-        if i.get("not_running"):
-            note = (f"<p>{name} is {esc(i['not_running'])}: nothing runs inside, so there is "
-                    "no PID 1, no interface and no cgroup in use. Start it to look inside.</p>")
-        else:
-            note = f"<p style='color:#666'>{esc(i['note'])}</p>" if i.get("note") else ""
+        note = f"<p style='color:#666'>{esc(i['note'])}</p>" if i.get("note") else ""
+        last_look = " Below is the last look, from while it ran." if i.get("pid1") else ""
+        if o.get("gone"):
+            note = (f"<p style='color:{COLORS['warn']}'><b>{name} has been removed.</b>"
+                    f"{last_look}</p>")
+        elif i.get("not_running"):
+            note = (f"<p style='color:{COLORS['warn']}'><b>{name} is {esc(i['not_running'])}:</b> "
+                    f"nothing runs inside it now (no PID 1, no interfaces, no cgroup in use)."
+                    f"{last_look or ' Start it to look inside.'}</p>")
+        if not i.get("pid1") and not o.get("pid1"):
+            return note
 
         def ifaces(items, highlight=()):
             return "<br>".join(

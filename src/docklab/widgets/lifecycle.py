@@ -216,7 +216,7 @@ _EDGES = [
 
 
 def _diagram(containers: list[dict], last_edge: tuple[str, str] | None) -> str:
-    width, height = 660, 160
+    width, height = 720, 160
     parts = [(f"<svg class='docklab-lifecycle-diagram' width='{width}' height='{height}' "
               f"viewBox='0 0 {width} {height}' xmlns='http://www.w3.org/2000/svg' "
               "style='font-family:sans-serif;font-size:11px'>"),
@@ -355,19 +355,27 @@ class LifecycleView(EngineView):
     def _render(self) -> str:
         last = self.last_transition or {}
         edge = (last.get("from"), last.get("to")) if last else None
+        # One row per container, the most recently changed first: its whole path through the
+        # diagram, each step with the command that caused it, and signals and exit codes.
+        boxes = sorted(self.containers, reverse=True,
+                       key=lambda b: b["transitions"][-1]["time_ns"] if b["transitions"] else 0)
         rows = []
-        events = [(tr, box) for box in self.containers for tr in box["transitions"]]
-        events.sort(key=lambda pair: pair[0]["time_ns"], reverse=True)
-        for tr, box in events[: self._rows]:
-            rows.append([
-                esc(_clock(tr["time_ns"])), f"<b>{esc(box['name'])}</b>",
-                f"{esc(tr['from'] or '·')} → {badge(tr['to'], COLORS[tr['to']])}",
-                esc(_COMMAND.get(tr["action"], tr["action"])),
-                esc(tr["detail"]),
-            ])
+        for box in boxes[: self._rows]:
+            steps = []
+            for tr in box["transitions"]:
+                by = _COMMAND.get(tr["action"], tr["action"])
+                note = f"{by}: {tr['detail']}" if tr["detail"] else by
+                steps.append(f"<span title='{esc(_clock(tr['time_ns']))}'>"
+                             f"<span style='color:#666;font-size:85%'>{esc(note)}</span> → "
+                             f"{badge(tr['to'], COLORS[tr['to']])}</span>")
+            when = _clock(box["transitions"][-1]["time_ns"]) if box["transitions"] else ""
+            rows.append([f"<b>{esc(box['name'])}</b><br><span style='color:#666;font-size:85%'>"
+                         f"{esc(when)}</span>", " ".join(steps) or esc(box["state"])])
         if not self.containers:
             timeline = "<i>No container yet: create, start, stop or kill one and watch.</i>"
         else:
-            timeline = table(["time", "container", "transition", "by", "signal / exit code"],
-                             rows, cls="docklab-timeline", nowrap=4)
+            timeline = table(["container", "its path: what happened (by which command, signal, "
+                              "exit code) → new state"], rows, cls="docklab-timeline", nowrap=1)
+            if len(boxes) > self._rows:
+                timeline += f"<p style='color:#666'>… and {len(boxes) - self._rows} more</p>"
         return _diagram(self.containers, edge) + timeline
