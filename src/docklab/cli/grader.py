@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from docklab import grader as course
-
 
 @click.group()
 def grader() -> None:
@@ -16,6 +14,8 @@ def grader() -> None:
 @click.option("--lab", "labs", multiple=True, help="Only this lab (repeatable).")
 def generate(labs: tuple[str, ...]) -> None:
     """Regenerate labs/<lab>/ (nbgrader generate_assignment) and solutions/<lab>/."""
+    from docklab import grader as course  # nbformat loads slowly: only when grading
+
     for folder in course.generate(labs=list(labs) or None):
         click.echo(f"wrote {folder}")
 
@@ -23,6 +23,8 @@ def generate(labs: tuple[str, ...]) -> None:
 @grader.command("check")
 def check_current() -> None:
     """Exit 1 when labs/ or solutions/ differ from what grader/source generates."""
+    from docklab import grader as course
+
     stale = course.stale_files()
     for line in stale:
         click.echo(line)
