@@ -1,0 +1,570 @@
+"""Checks for the security lab: a small web service, hardened, that still works.
+
+The lab hands out ``app.py``, a Python web service on port 8080 that counts its visits in
+``/tmp/visits``. The answer is a folder (the lab folder, where the notebook's ``%%writefile`` cells
+write) holding:
+
+- ``Dockerfile``: ``FROM python:3.11-slim``, the lab's ``app.py`` copied in unchanged, and a
+  ``USER`` that is not root;
+- ``run.json``: the options the container is started with, named like docker-py's
+  ``containers.run`` keywords (and the ``docker run`` flags beside them)::
+
+      {"user": "10001",                        --user            (optional: USER does it)
+       "read_only": true,                      --read-only
+       "tmpfs": {"/tmp": "size=16m"},          --tmpfs /tmp:size=16m
+       "cap_drop": ["ALL"],                    --cap-drop ALL
+       "cap_add": [],                          --cap-add ...
+       "security_opt": ["no-new-privileges"]}  --security-opt no-new-privileges
+
+A notebook may be given instead: its last ``%%writefile Dockerfile`` and ``%%writefile run.json``
+cells are the answer.
+
+Judged through the engine: the image is built (bounded, see :mod:`docklab.checks.sandbox`), a
+container is started from it with the answer's options (and grading's own memory, CPU and pids
+limits) on an internal network of its own, then
+
+- its ``HostConfig`` and ``Config`` are inspected (ReadonlyRootfs, CapDrop/CapAdd, SecurityOpt,
+  Tmpfs, User);
+- from inside: the service process's ``/proc/1/status`` (Uid, CapEff, CapBnd, NoNewPrivs), a write
+  to ``/`` (which must fail) and ``/proc/mounts`` (``/tmp`` a tmpfs);
+- the service is asked for ``/`` twice by a helper container on that network (``wget``): it must
+  greet, and count to 2 (so it could write its counter).
+
+Everything is labelled and removed afterwards. Equivalent CLI: ``docklab check security <folder or
+notebook> [--json]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import time
+from pathlib import Path
+
+import docker.errors
+import requests.exceptions
+
+from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.sandbox import Sandbox
+from docklab.errors import ImageError
+
+BASE_IMAGE = "python:3.11-slim"
+PROBE_IMAGE = BASE_IMAGE
+APP = "app.py"
+RUN_SPEC = "run.json"
+PORT = 8080
+GREETING = "hello from docklab"
+LESSON = "06-security"
+TOPICS = {
+    "runs_non_root": "5. Not root in the first place",
+    "read_only_root": "4. A read-only root filesystem",
+    "tmp_is_tmpfs": "4. A read-only root filesystem",
+    "caps_dropped": "1. Capabilities: root's power, in pieces",
+    "no_new_privileges": "6. no-new-privileges",
+    "serves": "Try it: a hardened container",
+}
+#: run.json keys → what they must be. Anything else is refused before a container starts.
+KEYS = ("user", "read_only", "tmpfs", "cap_drop", "cap_add", "security_opt")
+#: Capabilities run.json may add back (none is needed: the service listens on a high port).
+ADDABLE = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "NET_BIND_SERVICE", "KILL",
+           "SETPCAP", "FSETID", "AUDIT_WRITE", "MKNOD", "NET_RAW", "SYS_CHROOT", "SETFCAP"}
+NO_NEW_PRIVILEGES = {"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"}
+_CAP = re.compile(r"^(CAP_)?[A-Z_]{2,32}$")
+_TMPFS_OPTION = re.compile(r"^(size=\d+[kmg]?|mode=[0-7]{3,4}|uid=\d+|gid=\d+|noexec|exec|"
+                           r"nosuid|suid|nodev|dev|rw|ro)$")
+
+CRITERIA = [
+    Criterion("builds", 1, "the Dockerfile builds, with the lab's app.py", needs_image=False),
+    Criterion("runs_non_root", 2, "the service runs as a user that is not root"),
+    Criterion("read_only_root", 2, "the root filesystem is read-only: a write to / fails"),
+    Criterion("tmp_is_tmpfs", 1, "/tmp, where the service writes, is a tmpfs"),
+    Criterion("caps_dropped", 2, "every capability is dropped (--cap-drop ALL), none added"),
+    Criterion("no_new_privileges", 1, "no-new-privileges is set"),
+    Criterion("serves", 2, "the hardened service still answers and counts its visits"),
+]
+
+
+# -- the answer's run options -------------------------------------------------------------------
+
+def run_spec_text(answer) -> tuple[str | None, str]:
+    """The text of run.json in the answer (folder or notebook), or (None, why not)."""
+    if RUN_SPEC in answer.files:
+        return answer.files[RUN_SPEC].decode("utf-8", "replace"), ""
+    if answer.kind == "notebook":
+        return _writefile_cell(Path(answer.source), RUN_SPEC)
+    return None, (f"There is no {RUN_SPEC} in the folder {answer.source}: run the "
+                  f"%%writefile {RUN_SPEC} cell, which writes it next to the notebook.")
+
+
+def _writefile_cell(notebook: Path, name: str) -> tuple[str | None, str]:
+    pattern = re.compile(r"^\s*%%writefile\s+[\"']?(?:\./)?" + re.escape(name) + r"[\"']?\s*$")
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return None, f"The notebook {notebook.name} could not be read."
+    body = None
+    for cell in cells:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else str(source)
+            first, _, rest = source.partition("\n")
+            if pattern.match(first):
+                body = rest
+    if body is None:
+        return None, f"{notebook.name} has no cell starting with %%writefile {name}."
+    return body, ""
+
+
+def parse_run_spec(text: str) -> tuple[dict | None, str]:
+    """run.json → the keyword arguments for ``containers.run``, or (None, what is wrong)."""
+    if "raise NotImplementedError" in text:
+        return None, (f"{RUN_SPEC} still holds the placeholder `raise NotImplementedError()`: "
+                      "replace it with your JSON object of run options.")
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        return None, (f"{RUN_SPEC} is not valid JSON ({exc}): one object in braces, keys and "
+                      "strings in double quotes, true/false in lower case, no trailing commas, "
+                      "no comments.")
+    if not isinstance(spec, dict):
+        return None, f"{RUN_SPEC} must hold one JSON object ({{...}}), not {type(spec).__name__}."
+    unknown = sorted(set(spec) - set(KEYS))
+    if unknown:
+        return None, (f"{RUN_SPEC} has keys grading does not accept: {', '.join(unknown)}. "
+                      f"It takes only {', '.join(KEYS)} (privileged, volumes, devices or host "
+                      "namespaces would undo the hardening).")
+    kwargs: dict = {}
+    if "user" in spec:
+        user = spec["user"]
+        if isinstance(user, int):
+            user = str(user)
+        if not isinstance(user, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}(:[A-Za-z0-9_.-]"
+                                                          r"{1,32})?", user):
+            return None, '"user" is a name or uid, optionally with :group, e.g. "10001:10001".'
+        kwargs["user"] = user
+    if "read_only" in spec:
+        if not isinstance(spec["read_only"], bool):
+            return None, '"read_only" is true or false (JSON, lower case, no quotes).'
+        kwargs["read_only"] = spec["read_only"]
+    if "tmpfs" in spec:
+        tmpfs = spec["tmpfs"]
+        if isinstance(tmpfs, list):
+            tmpfs = {str(item).split(":", 1)[0]: (str(item).split(":", 1) + [""])[1]
+                     for item in tmpfs}
+        if not isinstance(tmpfs, dict) or len(tmpfs) > 8:
+            return None, ('"tmpfs" maps each folder to its mount options, e.g. '
+                          '{"/tmp": "size=16m"} (like --tmpfs /tmp:size=16m).')
+        for path, options in tmpfs.items():
+            if not (isinstance(path, str) and path.startswith("/") and ".." not in path
+                    and isinstance(options, str)):
+                return None, f'"tmpfs": {path!r} must be an absolute folder with options text.'
+            bad = [o for o in options.split(",") if o and not _TMPFS_OPTION.match(o)]
+            if bad:
+                return None, f'"tmpfs": the options {", ".join(bad)} of {path} are not accepted.'
+        kwargs["tmpfs"] = {path: options for path, options in tmpfs.items()}
+    for key in ("cap_drop", "cap_add"):
+        if key in spec:
+            caps = spec[key]
+            if not (isinstance(caps, list) and len(caps) <= 64
+                    and all(isinstance(c, str) and (c.upper() == "ALL" or _CAP.match(c.upper()))
+                            for c in caps)):
+                return None, f'"{key}" is a list of capability names, e.g. ["ALL"].'
+            kwargs[key] = [c.upper() for c in caps]
+    refused = [c for c in kwargs.get("cap_add", []) if c.removeprefix("CAP_") not in ADDABLE]
+    if refused:
+        return None, (f'"cap_add" asks for {", ".join(refused)}: grading does not start a '
+                      "container with that much power (and this service needs no capability).")
+    if "security_opt" in spec:
+        options = spec["security_opt"]
+        if not (isinstance(options, list) and all(isinstance(o, str) for o in options)):
+            return None, '"security_opt" is a list of strings, e.g. ["no-new-privileges"].'
+        refused = [o for o in options if o not in NO_NEW_PRIVILEGES]
+        if refused:
+            return None, (f'"security_opt" may only hold no-new-privileges here, not '
+                          f"{', '.join(refused)}: seccomp=unconfined or apparmor=unconfined "
+                          "would take protections away, not add them.")
+        kwargs["security_opt"] = list(options)
+    return kwargs, ""
+
+
+def docker_run_command(kwargs: dict, image: str = "security-lab") -> str:
+    """The ``docker run`` command line that matches run.json's options."""
+    words = ["docker", "run", "-d"]
+    if "user" in kwargs:
+        words += ["--user", kwargs["user"]]
+    if kwargs.get("read_only"):
+        words.append("--read-only")
+    for path, options in (kwargs.get("tmpfs") or {}).items():
+        words += ["--tmpfs", f"{path}:{options}" if options else path]
+    for cap in kwargs.get("cap_drop") or []:
+        words += ["--cap-drop", cap]
+    for cap in kwargs.get("cap_add") or []:
+        words += ["--cap-add", cap]
+    for option in kwargs.get("security_opt") or []:
+        words += ["--security-opt", option]
+    return shlex.join([*words, image])
+
+
+# -- looking at the running service -------------------------------------------------------------
+
+def _status(text: str) -> dict[str, str]:
+    """``/proc/<pid>/status`` → {field: value}."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def _exec(container, command: list[str]) -> tuple[int | None, str]:
+    try:
+        code, output = container.exec_run(command, stdout=True, stderr=True, demux=False)
+    except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+        return None, str(exc)
+    return code, (output or b"")[:64 * 1024].decode("utf-8", "replace")
+
+
+def _logs(container) -> str:
+    try:
+        return container.logs(tail=20).decode("utf-8", "replace")[-2000:]
+    except (docker.errors.APIError, requests.exceptions.RequestException):
+        return ""
+
+
+#: Asks the service twice, after waiting (up to ~15 s) for it to listen; prints each answer as
+#: one JSON line: [status, body]. (python:3.11-slim is the helper: the course's busybox wget is
+#: unreliable.)
+_PROBE = """
+import json, sys, time, urllib.error, urllib.request
+url = sys.argv[1]
+def ask():
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return [r.status, r.read(4096).decode("utf-8", "replace")]
+    except urllib.error.HTTPError as e:
+        return [e.code, e.read(4096).decode("utf-8", "replace")]
+deadline = time.time() + 15
+while True:
+    try:
+        first = ask()
+        break
+    except OSError as e:
+        if time.time() > deadline:
+            first = [0, "no answer: " + str(getattr(e, "reason", e))]
+            break
+        time.sleep(0.25)
+print(json.dumps(first), flush=True)
+try:
+    print(json.dumps(ask()), flush=True)
+except OSError as e:
+    print(json.dumps([0, "no answer: " + str(getattr(e, "reason", e))]), flush=True)
+"""
+
+
+def _probe(sandbox: Sandbox, network: str, host: str) -> tuple[list[str], str]:
+    """Ask the service for / twice from a helper container on its network → (answers, error)."""
+    limits = sandbox.limits
+    try:
+        helper = sandbox.client.containers.run(
+            PROBE_IMAGE, ["python", "-c", _PROBE, f"http://{host}:{PORT}/"], detach=True,
+            network=network, labels=sandbox.labels("container"),
+            **sandbox._container_limits())
+    except docker.errors.APIError as exc:
+        return [], exc.explanation or str(exc)
+    try:
+        try:
+            helper.wait(timeout=limits.run_timeout + 10)
+        except (requests.exceptions.RequestException, docker.errors.APIError):
+            return [], "the probe did not finish in time"
+        output = helper.logs().decode("utf-8", "replace")[:16 * 1024]
+    finally:
+        sandbox._force_remove(helper.id)
+    answers = []
+    for line in output.splitlines():
+        try:
+            status, body = json.loads(line)
+            answers.append(f"{status} {str(body).strip()}")
+        except (ValueError, TypeError):
+            continue
+    return answers, "" if answers else f"the probe printed {output[-300:]!r}"
+
+
+def _observe(sandbox: Sandbox, image_id: str, kwargs: dict) -> dict:
+    """Start the service with the answer's options; inspect it, look inside, probe it."""
+    client = sandbox.client
+    seen: dict = {"started": False}
+    name = f"docklab-grade-security-{sandbox.run_id}"  # its name is its address on the network
+    network = client.networks.create(f"{name}-net",
+                                     driver="bridge", internal=True,
+                                     labels=sandbox.labels("network"))
+    limits = {k: v for k, v in sandbox._container_limits().items()
+              if k not in ("cap_drop", "security_opt")}
+    try:
+        container = client.containers.run(
+            image_id, detach=True, labels=sandbox.labels("container"), network=network.name,
+            name=name,
+            **limits, **kwargs)
+    except docker.errors.APIError as exc:
+        seen["error"] = exc.explanation or str(exc)
+        return seen
+    seen["started"] = True
+    seen["answers"], seen["probe_error"] = _probe(sandbox, network.name, name)
+    container.reload()
+    seen["state"] = container.attrs.get("State") or {}
+    seen["host_config"] = container.attrs.get("HostConfig") or {}
+    seen["config"] = container.attrs.get("Config") or {}
+    seen["logs"] = _logs(container)
+    if seen["state"].get("Running"):
+        code, text = _exec(container, ["cat", "/proc/1/status"])
+        seen["status"] = _status(text) if code == 0 else {}
+        probe = f"/.docklab-probe-{int(time.time())}"
+        code, text = _exec(container, ["sh", "-c", f"echo x > {probe} && rm -f {probe}"])
+        seen["root_write"] = (code, text.strip())
+        code, text = _exec(container, ["cat", "/proc/mounts"])
+        seen["mounts"] = text if code == 0 else ""
+    return seen
+
+
+# -- the verdicts -------------------------------------------------------------------------------
+
+def _uid(seen: dict) -> int | None:
+    uids = (seen.get("status") or {}).get("Uid", "").split()
+    return int(uids[1]) if len(uids) > 1 and uids[1].isdigit() else None
+
+
+def _verdict_user(seen: dict, image_user: str) -> Verdict:
+    user = seen["config"].get("User") or ""
+    uid = _uid(seen)
+    if uid is None:
+        return failed("Not judged: the service was not running, so nothing could be looked at "
+                      "inside it.")
+    if uid == 0:
+        where = (f"the user is {user!r}, which is root" if user else
+                 "neither the Dockerfile (USER) nor run.json (\"user\") names a user, so it is "
+                 "root, as in every image that does not say otherwise")
+        return failed(f"The service runs as uid 0: {where}. Root in a container is root on the "
+                      "host's kernel, held back only by capabilities and namespaces; add USER "
+                      "10001 (any uid but 0) to the Dockerfile.")
+    source = "the image's USER" if image_user and not seen.get("user_from_spec") else "run.json"
+    return passed(f"the service runs as uid {uid} (from {source}).")
+
+
+def _verdict_read_only(seen: dict) -> Verdict:
+    flag = bool(seen["host_config"].get("ReadonlyRootfs"))
+    code, text = seen.get("root_write", (None, ""))
+    if not flag:
+        return failed("The root filesystem is writable (HostConfig.ReadonlyRootfs is false): "
+                      "anyone who takes over the service can change its code and tools. Set "
+                      '"read_only": true (docker run --read-only).')
+    if code == 0:
+        return failed("ReadonlyRootfs is set, yet a write to / succeeded inside the container.")
+    return passed(f"ReadonlyRootfs is true and writing to / fails ({text or 'refused'}).")
+
+
+def _is_tmpfs(mounts: str, path: str) -> bool:
+    return any(fields[1] == path and fields[2] == "tmpfs"
+               for fields in (line.split() for line in mounts.splitlines()) if len(fields) > 2)
+
+
+def _verdict_tmpfs(seen: dict) -> Verdict:
+    mounts = seen.get("mounts", "")
+    if not _is_tmpfs(mounts, "/tmp"):
+        return failed("/tmp is not a tmpfs: the service keeps its visit count in /tmp/visits, "
+                      "and with a read-only root that is the one place it needs to write. Give it "
+                      'a small tmpfs: "tmpfs": {"/tmp": "size=16m"} (docker run --tmpfs '
+                      "/tmp:size=16m); it lives in memory and goes with the container.")
+    return passed("/tmp is a tmpfs.")
+
+
+def _verdict_caps(seen: dict) -> Verdict:
+    host = seen["host_config"]
+    dropped = [c.upper().removeprefix("CAP_") for c in host.get("CapDrop") or []]
+    added = [c.upper().removeprefix("CAP_") for c in host.get("CapAdd") or []]
+    status = seen.get("status") or {}
+    effective, bounding = status.get("CapEff", ""), status.get("CapBnd", "")
+    if "ALL" not in dropped:
+        kept = "nothing" if not dropped else ", ".join(dropped)
+        return failed(f"The container drops {kept} instead of ALL capabilities: it keeps Docker's "
+                      "default set (CHOWN, NET_RAW, SETUID, ...). Drop them all with "
+                      '"cap_drop": ["ALL"] (docker run --cap-drop ALL) and add back only what '
+                      "the service needs: here, nothing (port 8080 is above 1024).")
+    if added:
+        return failed(f"All capabilities are dropped, but {', '.join(added)} are added back, and "
+                      "this service needs none of them: port 8080 is above 1024 and it only "
+                      'writes to its own tmpfs. Leave "cap_add" empty.')
+    if effective and int(effective, 16) != 0 or bounding and int(bounding, 16) != 0:
+        return failed(f"Inside, the service still holds capabilities (CapEff {effective}, "
+                      f"CapBnd {bounding}).")
+    return passed(f"--cap-drop ALL, nothing added; inside, CapEff is {effective or '0'} and "
+                  f"CapBnd {bounding or '0'}.")
+
+
+def _verdict_nnp(seen: dict) -> Verdict:
+    options = seen["host_config"].get("SecurityOpt") or []
+    flag = (seen.get("status") or {}).get("NoNewPrivs")
+    if not any(o in NO_NEW_PRIVILEGES for o in options):
+        return failed("no-new-privileges is not set: a setuid program in the image (su, passwd, "
+                      "mount) could still raise a process to root. Add "
+                      '"security_opt": ["no-new-privileges"] (docker run --security-opt '
+                      "no-new-privileges).")
+    if flag != "1":
+        return failed(f"no-new-privileges is asked for, but the service's NoNewPrivs is {flag}.")
+    return passed("no-new-privileges: NoNewPrivs is 1 in the service's process.")
+
+
+def _verdict_serves(seen: dict) -> Verdict:
+    answers = seen.get("answers") or []
+    state = seen.get("state") or {}
+    logs = seen.get("logs", "").strip()
+    if not state.get("Running") and not any(GREETING in a for a in answers):
+        return failed(f"The service stopped (exit code {state.get('ExitCode')}) instead of "
+                      f"serving. Its last lines:\n{logs or '(nothing)'}")
+    first = answers[0] if answers else ""
+    if GREETING not in first:
+        hint = ""
+        if first.startswith("500") or "cannot write" in logs:
+            hint = (" It answered with an error: it could not write its visit counter. With a "
+                    'read-only root, give /tmp a tmpfs: "tmpfs": {"/tmp": "size=16m"}.')
+        return failed(f"Asked for / on port {PORT}, the service did not greet: "
+                      f"{first or seen.get('probe_error') or 'no answer'}.{hint}"
+                      + (f"\nIts last lines:\n{logs}" if logs else ""))
+    if len(answers) < 2 or "visit 2" not in answers[1]:
+        return failed(f"The service greeted once, but its second answer was "
+                      f"{(answers[1] if len(answers) > 1 else '') or 'missing'}: it should "
+                      "count to 2, keeping the count in /tmp.")
+    return passed(f"the service answered: {first!r}, then {answers[1]!r}.")
+
+
+def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
+    """Build the answer, run it with its options, and judge every criterion."""
+    verdicts = _judge(sandbox, answer, lab)
+    for check_id, verdict in verdicts.items():
+        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
+            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}, "
+                                        f"{TOPICS[check_id]}.)")
+    return verdicts
+
+
+def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
+    from docklab.checks import mobysay  # the build feedback is the same for every Dockerfile lab
+
+    client = sandbox.client
+    verdicts: dict[str, Verdict] = {}
+    if answer.dockerfile is None:
+        reason = " ".join(answer.problems) or (
+            f"There is no Dockerfile in the folder {answer.source}: run the %%writefile "
+            "Dockerfile cell, which writes it next to the notebook.")
+        verdicts["builds"] = failed(reason)
+        verdicts.update(not_judged(lab, "there is no Dockerfile to build."))
+        return verdicts
+    if answer.has_placeholder:
+        verdicts["builds"] = failed(
+            "The Dockerfile cell still holds the placeholder `raise NotImplementedError()`: "
+            "replace it with your instructions (or delete it).")
+        verdicts.update(not_judged(lab, "the image did not build."))
+        return verdicts
+    expected_app = lab.lab_file(APP).read_bytes()
+    if answer.files.get(APP) != expected_app:
+        verdicts["builds"] = failed(
+            f"{APP} is missing from the folder or is not the lab's own: grading runs the service "
+            "handed out with the lab, so keep app.py next to the Dockerfile, unchanged.")
+        verdicts.update(not_judged(lab, "the service is not the lab's."))
+        return verdicts
+    for image in (BASE_IMAGE,):
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageError(f"The course image {image} is not on this engine, so the security "
+                             "lab cannot be judged.", "Run `docklab images prepare`.") from exc
+
+    build = sandbox.build(answer.tar())
+    if not build.ok:
+        feedback = mobysay._build_feedback(answer, build, sandbox.limits)
+        feedback = feedback.replace("moby.cow", "app.py")
+        verdicts["builds"] = failed(feedback)
+        verdicts.update(not_judged(lab, "the image did not build, so there is nothing to run."))
+        sandbox.details["build_log_tail"] = build.log[-4000:]
+        return verdicts
+    verdicts["builds"] = passed(f"built in {build.seconds:.1f} s.")
+    image = client.images.get(build.image_id)
+    image_user = (image.attrs.get("Config") or {}).get("User") or ""
+    sandbox.details["image_user"] = image_user
+
+    text, why = run_spec_text(answer)
+    kwargs, problem = parse_run_spec(text) if text is not None else (None, why)
+    if kwargs is None:
+        verdicts.update(not_judged(lab, f"{problem} Grading starts no container without valid "
+                                   "run options.", skip=("builds",)))
+        return verdicts
+    sandbox.details["docker_run"] = docker_run_command(kwargs)
+    seen = _observe(sandbox, build.image_id, kwargs)
+    seen["user_from_spec"] = "user" in kwargs
+    sandbox.details["answers"] = seen.get("answers") or []
+    sandbox.details["image_user_uid0"] = _image_user_is_root(image_user)
+    if not seen["started"]:
+        verdicts.update(not_judged(lab, f"the engine did not start the container: "
+                                   f"{seen.get('error')}", skip=("builds",)))
+        return verdicts
+    verdicts["runs_non_root"] = _verdict_user(seen, image_user)
+    running = bool(seen.get("status"))
+    if running:
+        verdicts["read_only_root"] = _verdict_read_only(seen)
+        verdicts["tmp_is_tmpfs"] = _verdict_tmpfs(seen)
+        verdicts["caps_dropped"] = _verdict_caps(seen)
+        verdicts["no_new_privileges"] = _verdict_nnp(seen)
+    else:
+        reason = (f"the service was not running, so nothing could be looked at inside it. Its "
+                  f"last lines:\n{seen.get('logs', '').strip() or '(nothing)'}")
+        verdicts.update(not_judged(lab, reason, skip=("builds", "runs_non_root", "serves")))
+    verdicts["serves"] = _verdict_serves(seen)
+    return verdicts
+
+
+def _image_user_is_root(user: str) -> bool:
+    return user.split(":")[0] in ("", "0", "root")
+
+
+LAB = Lab("security", "security: a hardened service that still works", CRITERIA, judge,
+          files=(APP,), base_image=BASE_IMAGE)
+
+
+def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
+    """Build, run and judge the security answer at ``answer`` (a folder, or a notebook) → Report.
+
+    The answer is judged once per process: nbgrader's test cells each ask for the same report.
+    """
+    kwargs.setdefault("cached", True)
+    return LAB.check(answer, **kwargs)
+
+
+def self_check(answer: str | os.PathLike = ".") -> Report:
+    """What the learner runs before handing in: the same checks, shown as a table."""
+    return LAB.check(answer, cached=False)
+
+
+def assert_image_not_root(answer: str | os.PathLike = ".") -> None:
+    """The image itself names a non-root USER, so every container started from it is not root."""
+    report = grade(answer)
+    assert report["builds"].passed, "The image did not build."
+    user = report.details.get("image_user", "")
+    assert not _image_user_is_root(user), (
+        f"The image's own user is {user or 'root (no USER)'}: a container started without your "
+        "run options would run as root. Put USER 10001 in the Dockerfile, so that the image is "
+        "safe wherever it runs (Lesson 06-security, 5. Not root in the first place).")
+
+
+def try_it(answer: str | os.PathLike = ".") -> None:
+    """Start the service as grading does and show what it answered, with the docker run line."""
+    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
+        print("(skipped while autograding: the graded tests build and run the service)")
+        return
+    report = LAB.check(answer, cached=False)
+    print(f"$ docker build -t security-lab .\n  {report['builds'].feedback}")
+    if "docker_run" in report.details:
+        print(f"$ {report.details['docker_run']}")
+        for number, text in enumerate(report.details.get("answers") or [], 1):
+            print(f"$ curl http://localhost:{PORT}/    # request {number}\n{text or '(no answer)'}")
+    print(f"\n{report.score}/{report.max_score} points: run the self-check for the details.")
