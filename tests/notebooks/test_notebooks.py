@@ -77,6 +77,11 @@ SOLUTIONS = {
         "exercise": 'app_11.tag(f"{REGISTRY}/team/my-app", "stable")\n'
                     'push(f"{REGISTRY}/team/my-app", "stable")',
     },
+    "08-building": {
+        "exercise": 'lesson.build(fileobj=io.BytesIO(b"FROM busybox\\nARG VERSION=1.0\\nENV APP_VERSION=$VERSION\\n"'
+                    ' b"CMD [\\"sh\\", \\"-c\\", \\"echo version $APP_VERSION\\"]\\n"),'
+                    ' tag=lesson.name("my-versioned"), buildargs={"VERSION": "2.5"})',
+    },
 }
 
 _ids = [p.stem for p in NOTEBOOKS]
