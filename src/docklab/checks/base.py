@@ -222,6 +222,22 @@ class Lab:
                 self._cache.pop(next(iter(self._cache)))
             return report
 
+    def clean_up(self, client=None):
+        """Remove what an interrupted check of this lab left behind: this learner's, by label.
+
+        Equivalent CLI: ``docklab clean --lesson grade-<lab>`` (and ``--lesson <lab>``).
+        """
+        from docklab import labels
+        from docklab.engine import connect
+
+        client = client or connect()
+        removed = labels.Removed()
+        for lesson in (f"grade-{self.id}", self.id):
+            found = labels.remove_labelled(client, lesson=lesson, learner=labels.learner_name())
+            for kind, names in found.as_dict().items():
+                getattr(removed, kind).extend(names)
+        return removed
+
     def cached(self, answer: str | os.PathLike, *, limits=None) -> Report | None:
         """The report of an identical answer judged earlier in this process, if there is one."""
         from docklab.checks.answer import open_answer
