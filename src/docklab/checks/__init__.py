@@ -16,7 +16,7 @@ from pathlib import Path
 from docklab.errors import DocklabError
 
 #: The labs that have checks, in course order.
-LABS = ("mobysay", "lifecycle", "security", "multistage")
+LABS = ("mobysay", "lifecycle", "volumes", "security", "multistage")
 
 
 def course_root() -> Path:

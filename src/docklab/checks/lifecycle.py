@@ -33,7 +33,6 @@ Equivalent CLI: ``docklab check lifecycle <folder or notebook> [--json]``.
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import os
@@ -46,6 +45,7 @@ import docker.errors
 import requests.exceptions
 
 from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.recorded import notebook_literals
 from docklab.checks.sandbox import RunResult, Sandbox
 from docklab.errors import ImageError
 
@@ -112,36 +112,9 @@ def recorded_answers(answer) -> tuple[dict, str]:
 
 
 def _answers_from_notebook(notebook: Path) -> tuple[dict, str]:
+    values, why = notebook_literals(notebook, ("EXIT_CODE", "MISSING_FILE"))
     names = {"EXIT_CODE": "exit_code", "MISSING_FILE": "missing_file"}
-    try:
-        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError, AttributeError) as exc:
-        return {}, f"The notebook {notebook.name} could not be read ({exc.__class__.__name__})."
-    values: dict = {}
-    for cell in cells:
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
-        if source.lstrip().startswith("%%"):
-            continue
-        code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
-                         for line in source.splitlines())
-        try:
-            tree = ast.parse(code)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 \
-                    and isinstance(node.targets[0], ast.Name) and node.targets[0].id in names:
-                try:
-                    values[names[node.targets[0].id]] = ast.literal_eval(node.value)
-                except ValueError:
-                    continue
-    if not values:
-        return {}, ("The notebook has no cell that sets EXIT_CODE and MISSING_FILE to values "
-                    "(write them as plain numbers and strings).")
-    return values, ""
+    return {names[k]: v for k, v in values.items()}, why
 
 
 # -- building and running -----------------------------------------------------------------------
