@@ -82,6 +82,10 @@ SOLUTIONS = {
                     ' b"CMD [\\"sh\\", \\"-c\\", \\"echo version $APP_VERSION\\"]\\n"),'
                     ' tag=lesson.name("my-versioned"), buildargs={"VERSION": "2.5"})',
     },
+    "11-orchestration": {
+        "exercise": 'update_service(web, task_template={"ContainerSpec": {"Image": WEB_V1}},'
+                    ' update_config=UpdateConfig(parallelism=0))',
+    },
 }
 
 _ids = [p.stem for p in NOTEBOOKS]
