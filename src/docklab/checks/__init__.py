@@ -16,7 +16,7 @@ from pathlib import Path
 from docklab.errors import DocklabError
 
 #: The labs that have checks, in course order.
-LABS = ("mobysay", "lifecycle", "volumes", "networking", "security", "multistage")
+LABS = ("mobysay", "lifecycle", "volumes", "networking", "security", "multistage", "registry")
 
 
 def course_root() -> Path:

@@ -1,0 +1,336 @@
+"""Checks for the registry lab: push an image to a registry, record its digest, pull by digest.
+
+The answer is a folder holding ``publish.py`` (the lab folder, where the notebook's ``%%writefile
+publish.py`` cell writes it), or the notebook itself (its last ``%%writefile publish.py`` cell).
+``publish.py`` defines::
+
+    def publish(client, registry):   # client: docker.DockerClient; registry: "localhost:<port>"
+        ...                          # tag the course's busybox as <registry>/docklab/hello:1.0, push it
+        return {"reference": "<registry>/docklab/hello:1.0", "digest": "sha256:..."}
+
+Grading starts a registry of its own (``registry:2``, labelled, memory/pids bounded, published on
+a free port of the engine's host), then calls ``publish`` in a separate Python process with a time
+limit, and judges through the engine and the registry: the registry's API (``/v2/_catalog``,
+``/v2/docklab/hello/tags/list`` and the manifest's ``Docker-Content-Digest``, asked by a helper
+container on the engine's host network), then the local tag is removed and the image is pulled back
+by digest (``docker pull <registry>/docklab/hello@sha256:...``) and run.
+
+Afterwards the registry, the helper containers and every tag or digest reference under the
+registry's address are removed (the image they pointed at, busybox, stays). The learner's function
+runs with the learner's rights on the engine, as the notebook does.
+
+Equivalent CLI: ``docklab check registry <folder or notebook> [--json]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import docker.errors
+import requests.exceptions
+
+from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.sandbox import Sandbox
+from docklab.errors import ImageError
+
+REGISTRY_IMAGE = "registry:2"
+HELPER_IMAGE = "python:3.11-slim"
+SOURCE_IMAGE = "busybox"
+SCRIPT = "publish.py"
+REPOSITORY = "docklab/hello"
+TAG = "1.0"
+PUBLISH_TIMEOUT = 120.0
+LESSON = "10-registry"
+TOPICS = {
+    "returns_record": "Try it: publish a stable release",
+    "pushed": "2. An image to ship, and a name that says where it goes; 3. Push",
+    "digest_matches": "4. What the registry stores (manifest digests)",
+    "pull_by_digest": "5. Pull, by tag and by digest",
+}
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+CRITERIA = [
+    Criterion("returns_record", 1, "publish() runs and returns the reference and digest",
+              needs_image=False),
+    Criterion("pushed", 2, f"the registry has {REPOSITORY} with the tag {TAG}"),
+    Criterion("digest_matches", 2, "the recorded digest is the registry's manifest digest"),
+    Criterion("pull_by_digest", 2, "pulling <registry>/docklab/hello@<digest> gives the image"),
+]
+
+#: Run in a helper on the engine's host network: waits for the registry, then reports what it
+#: stores. argv: base URL, repository, tag.
+_ASK = """
+import json, sys, time, urllib.error, urllib.request
+base, repo, tag = sys.argv[1:4]
+def get(path, head=False):
+    request = urllib.request.Request(base + path, method="HEAD" if head else "GET", headers={
+        "Accept": ", ".join([
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.index.v1+json"])})
+    try:
+        with urllib.request.urlopen(request, timeout=3) as response:
+            return response.status, response.headers, (b"" if head else response.read(65536))
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, b""
+deadline = time.time() + 15
+while True:
+    try:
+        status, _, _ = get("/v2/")
+        break
+    except OSError:
+        if time.time() > deadline:
+            print(json.dumps({"ready": False}))
+            sys.exit(0)
+        time.sleep(0.2)
+out = {"ready": status == 200}
+if len(sys.argv) > 4:
+    status, _, body = get("/v2/_catalog")
+    out["catalog"] = json.loads(body or b"{}").get("repositories") or [] if status == 200 else []
+    status, _, body = get("/v2/" + repo + "/tags/list")
+    out["tags"] = (json.loads(body or b"{}").get("tags") or []) if status == 200 else []
+    status, headers, _ = get("/v2/" + repo + "/manifests/" + tag, head=True)
+    out["manifest_status"] = status
+    out["digest"] = headers.get("Docker-Content-Digest") if status == 200 else None
+print(json.dumps(out))
+"""
+
+#: Runs the learner's publish() in a process of its own (bounded in time); prints its result.
+_CALL = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import docker
+import publish
+result = publish.publish(docker.from_env(), sys.argv[2])
+print("\\n@@RESULT@@" + json.dumps(result, default=str))
+"""
+
+
+def _script(answer) -> tuple[bytes | None, str]:
+    if SCRIPT in answer.files:
+        return answer.files[SCRIPT], ""
+    if answer.kind == "notebook":
+        from docklab.checks.security import _writefile_cell
+
+        text, why = _writefile_cell(Path(answer.source), SCRIPT)
+        return (text.encode() if text is not None else None), why
+    return None, (f"There is no {SCRIPT} in the folder {answer.source}: run the %%writefile "
+                  f"{SCRIPT} cell, which writes it next to the notebook.")
+
+
+def _helper(sandbox: Sandbox, args: list[str]) -> dict:
+    """The registry's answers, asked from the engine's host network (where its port is)."""
+    limits = sandbox._container_limits()
+    try:
+        helper = sandbox.client.containers.run(
+            HELPER_IMAGE, ["python", "-c", _ASK, *args], detach=True, network_mode="host",
+            labels=sandbox.labels("container"), **limits)
+    except docker.errors.APIError as exc:
+        return {"error": exc.explanation or str(exc)}
+    try:
+        helper.wait(timeout=sandbox.limits.run_timeout + 10)
+        output = helper.logs().decode("utf-8", "replace").strip().splitlines()
+        return json.loads(output[-1]) if output else {"error": "the helper printed nothing"}
+    except (requests.exceptions.RequestException, docker.errors.APIError, ValueError) as exc:
+        return {"error": str(exc)}
+    finally:
+        sandbox._force_remove(helper.id)
+
+
+def _start_registry(sandbox: Sandbox):
+    container = sandbox.client.containers.run(
+        REGISTRY_IMAGE, detach=True, labels=sandbox.labels("container"),
+        ports={"5000/tcp": ("127.0.0.1", None)},
+        **{k: v for k, v in sandbox._container_limits().items()
+           if k not in ("cap_drop", "security_opt")})
+    container.reload()
+    binding = container.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]
+    return container, int(binding["HostPort"])
+
+
+def _call_publish(script: bytes, registry: str) -> tuple[object, str, str]:
+    """publish(client, registry) in a child process → (result or None, output tail, problem)."""
+    with tempfile.TemporaryDirectory(prefix="docklab-publish-") as folder:
+        (Path(folder) / SCRIPT).write_bytes(script)
+        try:
+            done = subprocess.run([sys.executable, "-c", _CALL, folder, registry],
+                                  capture_output=True, timeout=PUBLISH_TIMEOUT, cwd=folder,
+                                  check=False,
+                                  env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        except subprocess.TimeoutExpired:
+            return None, "", (f"publish() did not return within {PUBLISH_TIMEOUT:.0f} s, so "
+                              "grading stopped it.")
+    stdout = done.stdout.decode("utf-8", "replace")[-200_000:]
+    stderr = done.stderr.decode("utf-8", "replace")
+    tail = "\n".join(stderr.strip().splitlines()[-8:])
+    if done.returncode != 0 or "@@RESULT@@" not in stdout:
+        return None, tail, f"publish() failed:\n{tail or stdout[-800:] or '(no output)'}"
+    try:
+        return json.loads(stdout.rsplit("@@RESULT@@", 1)[1].strip() or "null"), tail, ""
+    except ValueError:
+        return None, tail, "publish() returned something that is not a dict of strings."
+
+
+def _verdict_record(result, registry: str) -> tuple[Verdict, str, str]:
+    expected_ref = f"{registry}/{REPOSITORY}:{TAG}"
+    if not isinstance(result, dict):
+        return failed(f"publish() returned {result!r}; it should return a dict: "
+                      f'{{"reference": "{expected_ref}", "digest": "sha256:..."}}.'), "", ""
+    reference, digest = str(result.get("reference", "")), str(result.get("digest", ""))
+    if reference != expected_ref:
+        return failed(f"publish() recorded the reference {reference!r}, not {expected_ref!r}: "
+                      "the registry's address comes first in an image's name, and publish() "
+                      "must use the one it is given (grading's registry runs on a port of its "
+                      "own)."), reference, digest
+    if not _DIGEST.match(digest):
+        return failed(f"publish() recorded the digest {digest!r}: a digest looks like sha256: "
+                      "and 64 hex digits. The push reports it (the last status of "
+                      "client.images.push(..., stream=True, decode=True) has aux.Digest), and "
+                      "client.images.get_registry_data(reference).id asks the registry for it."),\
+            reference, digest
+    return passed(f"publish() returned {reference} and {digest[:19]}..."), reference, digest
+
+
+def _untag_everything_under(client, prefix: str) -> None:
+    """Remove every tag and digest reference under the registry's address (not the images)."""
+    # The low-level list: no inspect per image, which another user's removal would break.
+    for image in client.api.images():
+        for ref in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
+            if ref.startswith(prefix):
+                try:
+                    client.api.remove_image(ref)
+                except docker.errors.APIError:
+                    continue
+
+
+def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
+    verdicts = _judge(sandbox, answer, lab)
+    for check_id, verdict in verdicts.items():
+        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
+            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}: "
+                                        f"{TOPICS[check_id]}.)")
+    return verdicts
+
+
+def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
+    client = sandbox.client
+    verdicts: dict[str, Verdict] = {}
+    script, why = _script(answer)
+    if script is None:
+        verdicts["returns_record"] = failed(why)
+        verdicts.update(not_judged(lab, "there is no publish.py to run."))
+        return verdicts
+    if b"raise NotImplementedError" in script:
+        verdicts["returns_record"] = failed(
+            "The publish.py cell still holds the placeholder `raise NotImplementedError()`: "
+            "replace it with your publish() function.")
+        verdicts.update(not_judged(lab, "publish() is not written yet."))
+        return verdicts
+    for image in (REGISTRY_IMAGE, HELPER_IMAGE, SOURCE_IMAGE):
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageError(f"The course image {image} is not on this engine, so the registry "
+                             "lab cannot be judged.", "Run `docklab images prepare`.") from exc
+
+    registry_container, port = _start_registry(sandbox)
+    registry = f"localhost:{port}"
+    prefix = f"{registry}/"
+    try:
+        ready = _helper(sandbox, [f"http://{registry}", REPOSITORY, TAG])
+        if not ready.get("ready"):
+            raise ImageError(f"The grading registry ({REGISTRY_IMAGE}) did not answer on "
+                             f"{registry}: {ready}", "Check the engine (`docklab doctor`).")
+        result, tail, problem = _call_publish(script, registry)
+        sandbox.details["publish_output"] = tail
+        if problem:
+            verdicts["returns_record"] = failed(problem)
+            record_digest = ""
+        else:
+            verdicts["returns_record"], _, record_digest = _verdict_record(result, registry)
+        stored = _helper(sandbox, [f"http://{registry}", REPOSITORY, TAG, "inspect"])
+        sandbox.details["registry"] = stored
+        verdicts["pushed"] = _verdict_pushed(stored)
+        verdicts["digest_matches"] = _verdict_digest(stored, record_digest)
+        verdicts["pull_by_digest"] = _verdict_pull(sandbox, registry, record_digest, stored)
+    finally:
+        _untag_everything_under(client, prefix)
+        sandbox._force_remove(registry_container.id)
+    return verdicts
+
+
+def _verdict_pushed(stored: dict) -> Verdict:
+    if "error" in stored:
+        return failed(f"Not judged: the registry could not be asked ({stored['error']}).")
+    if REPOSITORY not in (stored.get("catalog") or []):
+        found = ", ".join(stored.get("catalog") or []) or "nothing"
+        return failed(f"The registry has no repository {REPOSITORY} (it has: {found}). Tag the "
+                      f"image as <registry>/{REPOSITORY}:{TAG} (image.tag(...)), then push that "
+                      "name: the part before the first / tells the engine which registry.")
+    if TAG not in (stored.get("tags") or []):
+        return failed(f"The registry has {REPOSITORY}, but with the tags "
+                      f"{stored.get('tags') or []}, not {TAG}.")
+    return passed(f"the registry lists {REPOSITORY} with the tag {TAG}.")
+
+
+def _verdict_digest(stored: dict, recorded: str) -> Verdict:
+    actual = stored.get("digest")
+    if not actual:
+        return failed(f"Not judged: the registry has no manifest for {REPOSITORY}:{TAG}.")
+    if not recorded:
+        return failed(f"No digest was recorded; the registry's is {actual}.")
+    if recorded != actual:
+        return failed(f"The recorded digest {recorded[:19]}... is not the registry's manifest "
+                      f"digest {actual[:19]}...: the image id (image.id) is the digest of the "
+                      "image's config, not of the manifest the registry stores. Record the "
+                      "digest the push reports, or get_registry_data(reference).id.")
+    return passed(f"the recorded digest is the registry's: {actual}.")
+
+
+def _verdict_pull(sandbox: Sandbox, registry: str, recorded: str, stored: dict) -> Verdict:
+    digest = recorded or ""
+    if not _DIGEST.match(digest) or digest != stored.get("digest"):
+        return failed("Not judged: there is no recorded digest that the registry knows to pull.")
+    client = sandbox.client
+    reference = f"{registry}/{REPOSITORY}@{digest}"
+    _untag_everything_under(client, f"{registry}/")  # the pull must come from the registry
+    try:
+        image = client.images.pull(reference)
+    except docker.errors.APIError as exc:
+        return failed(f"docker pull {reference} failed: {exc.explanation or exc}")
+    sandbox.details["pulled_id"] = image.id
+    sandbox.details["source_id"] = client.images.get(SOURCE_IMAGE).id
+    if reference not in (image.attrs.get("RepoDigests") or []):
+        return failed(f"The pulled image does not carry {reference} in its RepoDigests.")
+    return passed(f"docker pull {reference} gave image {image.short_id}.")
+
+
+LAB = Lab("registry", "registry: push, record the digest, pull by digest", CRITERIA, judge,
+          base_image=SOURCE_IMAGE)
+
+
+def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
+    """Run and judge the registry answer at ``answer`` (a folder, or a notebook) → Report."""
+    kwargs.setdefault("cached", True)
+    return LAB.check(answer, **kwargs)
+
+
+def self_check(answer: str | os.PathLike = ".") -> Report:
+    """What the learner runs before handing in: the same checks, shown as a table."""
+    return LAB.check(answer, cached=False)
+
+
+def assert_pushed_busybox(answer: str | os.PathLike = ".") -> None:
+    """What came back by digest is the course's busybox, the image the lab asks to ship."""
+    report = grade(answer)
+    pulled, source = report.details.get("pulled_id"), report.details.get("source_id")
+    assert pulled and pulled == source, (
+        f"The image pulled by digest is {str(pulled)[7:19] or 'nothing'}, not the course's "
+        f"busybox ({str(source)[7:19]}): tag and push busybox, as the lab asks.")
