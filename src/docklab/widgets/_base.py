@@ -297,7 +297,9 @@ class EngineView(w.VBox):
                    for listener in self._listeners if isinstance(listener, EngineEvents))
 
     def close(self) -> None:
-        """Stop following the engine (threads end) and close the widget."""
+        """Stop following the engine: every thread of the view ends. The last picture stays on
+        the page (status "stopped"), so a learner can scroll back to it after a cleanup cell;
+        ``destroy()`` also removes the widget (ipywidgets' own ``Widget.close``)."""
         self._closed = True
         for listener in self._listeners:
             if hasattr(listener, "close"):
@@ -305,7 +307,11 @@ class EngineView(w.VBox):
         self._listeners = []
         if self.status in (LIVE, SNAPSHOT):
             self.status = STOPPED
-        super().close()
+
+    def destroy(self) -> None:
+        """``close()``, then close the widget model too: its views disappear from the page."""
+        self.close()
+        w.VBox.close(self)
 
     # --- rendering -------------------------------------------------------------------------------
 
