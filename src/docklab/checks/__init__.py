@@ -16,8 +16,8 @@ from pathlib import Path
 from docklab.errors import DocklabError
 
 #: The labs that have checks, in course order.
-LABS = ("mobysay", "lifecycle", "volumes", "networking", "security", "multistage", "registry",
-        "orchestration")
+LABS = ("mobysay", "lifecycle", "volumes", "networking", "compose", "security", "multistage",
+        "registry", "orchestration")
 
 
 def course_root() -> Path:
