@@ -52,7 +52,8 @@ def edit(old: str, new: str, text: str = GOOD) -> str:
     return text.replace(old, new)
 
 
-NO_VOLUME = edit("    volumes:\n      - db-data:/data\n", "").replace("\nvolumes:\n  db-data:\n", "")
+NO_VOLUME = edit("    volumes:\n      - db-data:/data\n", "").replace(
+    "\nvolumes:\n  db-data:\n", "")
 
 # name → (compose file, or None for none; checks that fail; words in the first one's feedback)
 ANSWERS = {

@@ -380,7 +380,8 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
         client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound as exc:
         raise ImageError(f"The course image {BASE_IMAGE} is not on this engine, so the "
-                         "lifecycle lab cannot be judged.", "Run `docklab images prepare`.") from exc
+                         "lifecycle lab cannot be judged.",
+                         "Run `docklab images prepare`.") from exc
     verdicts: dict[str, Verdict] = {}
 
     # 1. What the engine says about the broken recipe: the values the answers are graded against.

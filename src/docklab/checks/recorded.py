@@ -18,7 +18,8 @@ def notebook_literals(notebook: Path, names: tuple[str, ...]) -> tuple[dict, str
     try:
         cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
     except (OSError, ValueError, AttributeError) as exc:
-        return {}, f"The notebook {Path(notebook).name} could not be read ({exc.__class__.__name__})."
+        return {}, (f"The notebook {Path(notebook).name} could not be read "
+                    f"({exc.__class__.__name__}).")
     values: dict = {}
     for cell in cells:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":

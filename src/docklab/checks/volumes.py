@@ -160,7 +160,8 @@ def parse_run(run) -> RunSpec:
     """The configuration's image and mounts, with what is wrong with it."""
     spec = RunSpec()
     if not isinstance(run, dict):
-        spec.problems.append(f"RUN should be a dict of docker run settings, not {type(run).__name__}.")
+        spec.problems.append("RUN should be a dict of docker run settings, not "
+                             f"{type(run).__name__}.")
         return spec
     unknown = sorted(set(map(str, run)) - KEYS)
     if unknown:
