@@ -161,11 +161,27 @@ def remove_labelled(client: docker.DockerClient, *, lesson: str | None = None,
         _try(removed, "networks", network.name, network.remove)
     for volume in found["volumes"]:
         _try(removed, "volumes", volume.name, lambda v=volume: v.remove(force=True))
-    for image in found["images"]:
-        label = image.tags[0] if image.tags else image.short_id
-        _try(removed, "images", label,
-             lambda i=image: client.images.remove(i.id, force=True))
+    _remove_images(client, found["images"], removed)
     return removed
+
+
+def _remove_images(client: docker.DockerClient, images: list, removed: Removed) -> None:
+    # An image another labelled image was built FROM cannot go first ("image has dependent child
+    # images", even with force): retry what failed after each pass, while a pass removes something.
+    pending = list(images)
+    while pending:
+        failed = []
+        for image in pending:
+            label = image.tags[0] if image.tags else image.short_id
+            attempt = Removed()
+            _try(attempt, "images", label, lambda i=image: client.images.remove(i.id, force=True))
+            removed.images += attempt.images
+            if attempt.errors:
+                failed.append((image, attempt.errors))
+        if len(failed) == len(pending):
+            removed.errors += [error for _, errors in failed for error in errors]
+            return
+        pending = [image for image, _ in failed]
 
 
 def _try(removed: Removed, kind: str, name: str, action) -> None:

@@ -64,9 +64,11 @@ class Lesson:
             old.remove(force=True, v=True)
             return
         owner = old.labels.get(L.LESSON) if old.labels.get(L.MANAGED) == "true" else None
+        learner = old.labels.get(L.LEARNER)
         raise DocklabError(
             f"A container named {name!r} already exists"
-            + (f" (made by the lesson {owner!r})." if owner else ", and the course did not make it."),
+            + (f" (made by the lesson {owner!r} for {learner!r})." if owner
+               else ", and the course did not make it."),
             (f"Run the cleanup cell of {owner}, or `docklab clean --lesson {owner}`."
              if owner else f"Remove or rename it first: `docker rm -f {name}`."),
         )

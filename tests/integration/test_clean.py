@@ -5,6 +5,7 @@ import json
 import tarfile
 import uuid
 
+import docker.errors
 import pytest
 
 from docklab import labels
@@ -84,3 +85,29 @@ def test_clean_without_yes_and_no_answer_removes_nothing(client, learner_env):
         client.volumes.get(volume.name)  # not removed
     finally:
         volume.remove(force=True)
+
+
+def test_clean_removes_a_labelled_image_and_the_labelled_image_built_from_it(client, learner_env):
+    lesson = Lesson("test-clean", client)
+    tag = f"docklab-test-child:{uuid.uuid4().hex[:8]}"
+    # An untagged parent (like the steps of a lesson's multi-stage build): the engine refuses to
+    # remove it, even with force, while an image built FROM it exists.
+    parent, _ = lesson.build(fileobj=_tiny_context(uuid.uuid4().hex.encode()), custom_context=True)
+    child_context = io.BytesIO()
+    with tarfile.open(fileobj=child_context, mode="w") as tar:
+        data = f"FROM {parent.id}\nCOPY hello /child\n".encode()
+        for name, body in (("Dockerfile", data), ("hello", b"child\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    child_context.seek(0)
+    child, _ = lesson.build(fileobj=child_context, custom_context=True, tag=tag)
+    # Ask for the parent first: the engine refuses it while the child exists.
+    removed = labels.Removed()
+    labels._remove_images(client, [client.images.get(parent.id), client.images.get(child.id)],
+                          removed)
+    assert removed.errors == []
+    assert tag in removed.images  # the parent goes with it, or on the second pass
+    assert client.images.list(name=tag.split(":")[0]) == []
+    with pytest.raises(docker.errors.ImageNotFound):
+        client.images.get(parent.id)
