@@ -138,10 +138,6 @@ def test_data_that_redis_saves_outside_its_volume_fails_the_hidden_test(reports)
         compose.assert_data_survives_down_and_up(reports["folders"]["redis_saves_elsewhere"])
 
 
-def test_grading_is_quick(reports):
-    assert reports["seconds"] < 150, reports["seconds"]
-
-
 def test_docklab_check_cli_on_a_folder_and_notebooks(reports, learner_env, client):
     good = run_docklab("check", "compose", str(reports["folders"]["good"]), "--json")
     assert good.returncode == 0, good.stdout + good.stderr
@@ -204,7 +200,6 @@ def test_round_trip_autogrades_to_the_expected_scores(graded):
     assert graded["max_scores"] == {9.0}
     assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in compose.CRITERIA}
     assert graded["cells"]["cy"]["test_named_volume"] == 0
-    assert graded["seconds"] < 150, graded["seconds"]
 
 
 def test_round_trip_feedback_says_what_to_fix(graded):

@@ -161,7 +161,6 @@ def test_round_trip_scores(graded):
     assert graded["cells"]["cy"]["test_takes_argument"] == 0
     assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in multistage.CRITERIA}
     print(f"multistage round trip: {graded['seconds']:.1f} s")
-    assert graded["seconds"] < 90, graded["seconds"]
 
 
 def test_round_trip_release_has_no_solution_or_hidden_test(graded):

@@ -140,7 +140,6 @@ def test_round_trip_scores(graded):
     assert graded["cells"]["bo"]["test_restarts_on_failure"] == 0
     assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in orchestration.CRITERIA}
     print(f"orchestration round trip: {graded['seconds']:.1f} s")
-    assert graded["seconds"] < 120, graded["seconds"]
 
 
 def test_round_trip_release_has_no_solution_or_hidden_test(graded):

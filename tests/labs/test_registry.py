@@ -150,7 +150,6 @@ def test_round_trip_scores(graded):
     assert graded["cells"]["cy"]["test_pull_by_digest"] == 0
     assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in registry.CRITERIA}
     print(f"registry round trip: {graded['seconds']:.1f} s")
-    assert graded["seconds"] < 90, graded["seconds"]
 
 
 def test_round_trip_release_has_no_solution_or_hidden_test(graded):

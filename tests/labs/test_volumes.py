@@ -120,10 +120,6 @@ def test_a_bind_mount_is_never_mounted(reports):
         assert generation["data_mount"]["Type"] == "volume"  # the image's anonymous VOLUME
 
 
-def test_grading_is_quick(reports):
-    assert reports["seconds"] < 120, reports["seconds"]
-
-
 def test_docklab_check_cli_on_a_folder_and_notebooks(reports, learner_env, client):
     good = run_docklab("check", "volumes", str(reports["folders"]["good"]), "--json")
     assert good.returncode == 0, good.stdout + good.stderr
@@ -189,7 +185,6 @@ def test_round_trip_autogrades_to_the_expected_scores(graded):
     assert graded["max_scores"] == {7.0}
     assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in volumes.CRITERIA}
     assert graded["cells"]["cy"]["test_data_survives"] == 0
-    assert graded["seconds"] < 120, graded["seconds"]
 
 
 def test_round_trip_feedback_says_what_to_fix(graded):
