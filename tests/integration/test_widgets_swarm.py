@@ -26,15 +26,7 @@ def inner(lesson):  # noqa: F811
     node.reload()
     port = node.attrs["NetworkSettings"]["Ports"]["2375/tcp"][0]["HostPort"]
     client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", version="1.41", timeout=30)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client.ping()
-            break
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    _wait_for_engine(client)
     image = lesson.client.images.get("busybox")
     (loaded,) = client.images.load(b"".join(image.save()))
     loaded.tag("busybox", "latest")
@@ -80,3 +72,59 @@ def test_quorum_replicas_and_a_rolling_update(inner):
         assert "rolling update" in view.children[-1].value
     finally:
         view.close()
+
+
+def _dind(lesson, name: str, network: str):  # noqa: F811
+    volume = lesson.volume(f"{name}-data")
+    node = lesson.run("docker:dind", name=name, network=network,
+                      ports={"2375/tcp": ("127.0.0.1", None)}, **dind_run_options(volume.name))
+    node.reload()
+    port = node.attrs["NetworkSettings"]["Ports"]["2375/tcp"][0]["HostPort"]
+    client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", version="1.41", timeout=30)
+    _wait_for_engine(client)
+    return node, client
+
+
+def _wait_for_engine(client, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ping()
+            return
+        except Exception:  # noqa: BLE001 - dockerd is still starting
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_three_managers_keep_quorum_with_one_down_and_lose_it_with_two(lesson):  # noqa: F811
+    net = lesson.network("widget-swarm-net")
+    nodes = [_dind(lesson, f"widget-manager-{i}", net.name) for i in (1, 2, 3)]
+    (first, leader), others = nodes[0], nodes[1:]
+    leader.swarm.init(advertise_addr="eth0")
+    token = leader.swarm.attrs["JoinTokens"]["Manager"]
+    address = first.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
+    for _, client in others:
+        client.swarm.join(remote_addrs=[f"{address}:2377"], join_token=token,
+                          advertise_addr="eth0")
+    view = SwarmView(leader, interval=0.5)
+    try:
+        assert wait_for(lambda: view.get_state()["quorum"].get("reachable") == 3, 60), \
+            view.get_state()
+        assert view.get_state()["quorum"] == {"managers": 3, "reachable": 3, "quorum": 2,
+                                              "tolerates": 1, "has_quorum": True}
+        others[1][0].stop(timeout=0)  # one manager down: 2 of 3 still a majority
+        assert wait_for(lambda: view.get_state()["quorum"].get("reachable") == 2, 90), \
+            view.get_state()
+        state = view.get_state()
+        assert state["quorum"]["has_quorum"] and not state["error"]
+        assert sorted(n["reachability"] for n in state["nodes"]) == [
+            "reachable", "reachable", "unreachable"]
+        others[0][0].stop(timeout=0)  # two down: no majority, no leader, nothing can change
+        assert wait_for(lambda: "leader" in view.get_state()["error"], 90), view.get_state()
+        assert view.get_state()["quorum"]["has_quorum"] is False
+        assert "NO QUORUM" in view.children[-1].value
+    finally:
+        view.close()
+        for _, client in nodes:
+            client.close()
