@@ -10,14 +10,15 @@ from tests.integration._widgets import lesson, wait_for  # noqa: F401 - fixture
 pytestmark = pytest.mark.engine
 
 
-def test_repositories_tags_digests_and_shared_layers(lesson):  # noqa: F811
+@pytest.mark.parametrize("via", ["kernel", "engine"])
+def test_repositories_tags_digests_and_shared_layers(lesson, via):  # noqa: F811
     registry = lesson.run("registry:2", name="widget-registry",
                           ports={"5000/tcp": ("127.0.0.1", None)})
     registry.reload()
     port = registry.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]["HostPort"]
     address = f"localhost:{port}"
     client = lesson.client
-    view = RegistryView(client, address)
+    view = RegistryView(client, address, via=via, lesson=lesson)
     pushed = []
     try:
         assert wait_for(lambda: view.error == "" and view.status == "live", 15), view.error
@@ -47,3 +48,5 @@ def test_no_registry_is_said_not_raised(client):
     view = RegistryView(client, "http://127.0.0.1:9", live=False)
     assert "nothing answers" in view.get_state()["error"]
     assert "nothing answers" in view.children[-1].value
+    via_engine = RegistryView(client, "http://127.0.0.1:9", live=False, via="engine")
+    assert "nothing answers" in via_engine.get_state()["error"]

@@ -122,7 +122,7 @@ def test_registry_view_state(monkeypatch):
                     {"digest": "sha256:" + "c" * 64, "size": 20}]},
         {"tag": "2", "digest": "sha256:" + "d" * 64, "media_type": "m", "size": 10,
          "layers": [{"digest": "sha256:" + "b" * 64, "size": 10}]}]}]
-    monkeypatch.setattr("docklab.widgets.registry.read_registry", lambda url: repos)
+    monkeypatch.setattr("docklab.widgets.registry.read_registry", lambda url, fetch=None: repos)
     view = RegistryView(FakeEngine(), "localhost:5000", live=False)
     state = view.get_state()
     assert state["url"] == "http://localhost:5000" and state["repositories"] == repos
@@ -131,10 +131,33 @@ def test_registry_view_state(monkeypatch):
 
 
 def test_registry_view_when_nothing_answers(monkeypatch):
-    def refuse(url):
+    def refuse(url, fetch=None):
         raise requests.ConnectionError("refused")
 
     monkeypatch.setattr("docklab.widgets.registry.read_registry", refuse)
     view = RegistryView(FakeEngine(), live=False)
     assert "nothing answers" in view.get_state()["error"]
     view.close()
+
+
+def test_registry_replies_fetched_by_a_helper_are_parsed():
+    seen = []
+
+    def helper(script):
+        seen.append(script)
+        if "_catalog" in script:
+            return ('@@@REPLY\n  HTTP/1.1 200 OK\n  Content-Type: application/json\n@@@BODY\n'
+                    '{"repositories":["app"]}\n\n')
+        if "tags/list" in script:
+            return '@@@REPLY\n  HTTP/1.1 200 OK\n@@@BODY\n{"name":"app","tags":["1"]}\n\n'
+        return ('@@@REPLY\n  HTTP/1.1 200 OK\n  Docker-Content-Digest: sha256:abc\n@@@BODY\n'
+                '{"mediaType":"m","config":{"size":5},"layers":[{"digest":"sha256:l1","size":7}]}'
+                '\n\n')
+
+    from docklab.widgets.registry import fetch_via_engine, read_registry
+
+    repos = read_registry("http://localhost:5000", fetch=fetch_via_engine(helper))
+    assert repos == [{"name": "app", "tags": [{
+        "tag": "1", "digest": "sha256:abc", "media_type": "m", "config_size": 5,
+        "layers": [{"digest": "sha256:l1", "size": 7}], "size": 7}]}]
+    assert "Accept: application/vnd.docker.distribution.manifest.v2+json" in seen[-1]
