@@ -4,7 +4,9 @@
     grader/release/<lab>/       student versions; copied to labs/<lab>/ by `docklab grader generate`
     grader/submitted/<student>/<lab>/, autograded/, feedback/   nbgrader's usual steps
 
-Labs build and run Docker images in their test cells: a cell may take minutes, never 30 s.
+Autograding runs no cell of a submission: SealedJudge (docklab.grading.nbgrader) takes the place
+of nbgrader's Execute step, reads the answer cells as data and judges them on a sealed engine of
+their own; the grade cells get the checks' verdicts. See README.md, "What grading isolates".
 """
 
 import os
@@ -23,7 +25,18 @@ c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".*",
                             "Dockerfile"]
 
-# Building an image (apt-get install in a RUN) takes far longer than nbgrader's default 30 s.
+# The sealed judge in Execute's place; the rest is nbgrader's default list, unchanged.
+c.Autograde.autograde_preprocessors = [
+    "docklab.grading.nbgrader.SealedJudge",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
+# `nbgrader validate` and a learner's own kernel still run the test cells: building an image (apt-get install in a RUN) takes far longer than nbgrader's default 30 s.
 c.ExecutePreprocessor.timeout = 300
 c.Execute.timeout = 300
 # Grading checks print whole whales and build logs; keep enough of them in the feedback.

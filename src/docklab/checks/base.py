@@ -149,13 +149,18 @@ class Report:
 
 
 Judge = Callable[..., dict[str, Verdict]]
+#: A hidden test: from what the judge recorded (``Report.details``), a stricter verdict on one
+#: criterion, or None when it has nothing to add. Applied only when grading (``hidden=True``).
+Hidden = Callable[[dict], "Verdict | None"]
 
 
 class Lab:
     """A lab: its criteria and the judge that looks at an answer through the engine."""
 
     def __init__(self, lab_id: str, title: str, criteria: list[Criterion], judge: Judge,
-                 *, files: tuple[str, ...] = (), base_image: str | None = None):
+                 *, files: tuple[str, ...] = (), base_image: str | None = None,
+                 images: tuple[str, ...] = (), network: tuple[str, ...] = (),
+                 hidden: dict[str, Hidden] | None = None, sealed_ready: bool = False):
         ids = [c.id for c in criteria]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate check ids in {lab_id}: {ids}")
@@ -165,6 +170,17 @@ class Lab:
         self.files = files
         #: The image the lab builds on; it also runs the grading's limited cgroup parent.
         self.base_image = base_image
+        #: Course images the judge needs on a sealed engine (loaded from the host's, by ID).
+        self.images = tuple(dict.fromkeys(([base_image] if base_image else []) + list(images)))
+        #: Hosts a graded build may reach through the sealed engine's proxy (e.g. Debian's mirror).
+        self.network = network
+        self.hidden = dict(hidden or {})
+        #: The judge runs nothing of the learner's outside the engine it is given, so it can
+        #: judge on a sealed engine (docklab.grading). Labs without it are refused there.
+        self.sealed_ready = sealed_ready
+        unknown = set(self.hidden) - set(ids)
+        if unknown:
+            raise ValueError(f"hidden tests for unknown checks in {lab_id}: {sorted(unknown)}")
         self._judge = judge
         self._cache: dict[str, Report] = {}
 
@@ -187,10 +203,13 @@ class Lab:
                                "every lab), or set DOCKLAB_COURSE to that checkout.")
         return path
 
-    def check(self, answer: str | os.PathLike, *, limits=None, client=None,
-              cached: bool = False, keep_cache: bool = True) -> Report:
+    def check(self, answer: str | os.PathLike, *, limits=None, client=None, sealed=None,
+              hidden: bool = False, cached: bool = False, keep_cache: bool = True) -> Report:
         """Judge the answer at ``answer`` (a build-context folder or a notebook) → Report.
 
+        ``sealed`` (a :class:`~docklab.grading.sealed.SealedEngine`) judges on that engine, with
+        the course images by the IDs it loaded and the network its proxy allows; otherwise on
+        ``client`` (default: the learner's engine). ``hidden=True`` adds the hidden tests.
         ``cached=True`` reuses the report of an identical answer judged earlier in this process
         (nbgrader test cells each ask for the same report; the image is built once).
         ``keep_cache=False`` also removes the answer's step images (the engine's layer cache).
@@ -200,15 +219,20 @@ class Lab:
         from docklab.engine import connect
 
         limits = limits or Limits.from_env()
-        client = client or connect()
+        if sealed is not None:
+            client = sealed.client
+            engine = {"references": sealed.references, "build_args": sealed.build_args}
+        else:
+            client = client or connect()
+            engine = {}
         with open_answer(answer, {name: self.lab_file(name) for name in self.files},
                          limits=limits) as prepared:
-            key = prepared.fingerprint(extra=repr(limits))
+            key = prepared.fingerprint(extra=repr((limits, hidden, sealed is not None)))
             if cached and key in self._cache:
                 return self._cache[key]
             try:
                 with Sandbox(client, f"grade-{self.id}", limits, keep_cache=keep_cache,
-                             helper_image=self.base_image) as sandbox:
+                             helper_image=self.base_image, **engine) as sandbox:
                     verdicts = self._judge(sandbox=sandbox, answer=prepared, lab=self)
                     details = sandbox.details  # close() adds what it removed
             except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
@@ -216,11 +240,26 @@ class Lab:
                 # feedback): this is the engine failing the grader.
                 raise EngineError(f"The engine failed while grading {self.id}: {exc}",
                                   "Check the engine (`docklab doctor`), then grade again.") from exc
+            if hidden:
+                verdicts = self.with_hidden(verdicts, details)
             report = self.report(verdicts, details=details)
             self._cache[key] = report
             while len(self._cache) > 64:  # a learner re-checks many versions in one kernel
                 self._cache.pop(next(iter(self._cache)))
             return report
+
+    def with_hidden(self, verdicts: dict[str, Verdict], details: dict) -> dict[str, Verdict]:
+        """``verdicts`` with the hidden tests applied: a passed check whose hidden test fails
+        fails, with the hidden test's feedback."""
+        verdicts = dict(verdicts)
+        for check_id, test in self.hidden.items():
+            current = verdicts.get(check_id)
+            if current is None or not current.passed:
+                continue
+            stricter = test(details)
+            if stricter is not None and not stricter.passed:
+                verdicts[check_id] = stricter
+        return verdicts
 
     def clean_up(self, client=None):
         """Remove what an interrupted check of this lab left behind: this learner's, by label.
@@ -246,7 +285,7 @@ class Lab:
         limits = limits or Limits.from_env()
         with open_answer(answer, {name: self.lab_file(name) for name in self.files},
                          limits=limits) as prepared:
-            return self._cache.get(prepared.fingerprint(extra=repr(limits)))
+            return self._cache.get(prepared.fingerprint(extra=repr((limits, False, False))))
 
     def report(self, verdicts: dict[str, Verdict], *, details: dict | None = None) -> Report:
         """Verdicts → a Report in the criteria's order; missing verdicts fail as not judged."""

@@ -32,6 +32,7 @@ import docker.errors
 from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
 from docklab.checks.sandbox import BuildResult, RunResult, Sandbox, is_course_label_step
 from docklab.errors import ImageError
+from docklab.grading.proxy import DEBIAN_MIRROR
 
 BASE_IMAGE = "debian:12"
 COWFILE = "moby.cow"
@@ -393,7 +394,7 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
         verdicts.update(not_judged(lab, "the image did not build."))
         return verdicts
     try:
-        base = client.images.get(BASE_IMAGE)
+        base = sandbox.reference(BASE_IMAGE)
     except docker.errors.ImageNotFound as exc:
         raise ImageError(f"The course image {BASE_IMAGE} is not on this engine, so mobysay "
                          "cannot be judged.", "Run `docklab images prepare`.") from exc
@@ -442,8 +443,35 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     return verdicts
 
 
+def said_exactly(details: dict, *words: str) -> Verdict:
+    """Whether Moby said exactly ``words`` (the default message when none) in the probe runs the
+    judge recorded; the hidden tests of default_message and custom_message."""
+    message = " ".join(words) or DEFAULT_MESSAGE
+    command = f"docker run mobysay {' '.join(words)}".strip()
+    output = (details.get("said") or {}).get(_probe_key(words))
+    if output is None:
+        return failed(f"Not judged: `{command}` was not run.")
+    if not _has_whale(output):
+        return failed(f"`{command}` did not show Moby.")
+    said = bubble(output)
+    if said != message:
+        return failed(f"`{command}` made Moby say {said!r} instead of {message!r}: the message "
+                      "must reach cowsay as given, untouched by any shell.")
+    return passed(f"Moby said exactly {message!r}.")
+
+
+def _hidden_custom(details: dict) -> Verdict:
+    for words in PROBES:
+        verdict = said_exactly(details, *words)
+        if not verdict.passed:
+            return verdict
+    return passed("every probe message reached cowsay untouched.")
+
+
 LAB = Lab("mobysay", "mobysay: Moby the whale says what you tell it", CRITERIA, judge,
-          files=(COWFILE,), base_image=BASE_IMAGE)
+          files=(COWFILE,), base_image=BASE_IMAGE, network=DEBIAN_MIRROR,
+          hidden={"default_message": said_exactly, "custom_message": _hidden_custom},
+          sealed_ready=True)
 
 
 def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:

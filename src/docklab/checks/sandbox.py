@@ -201,8 +201,14 @@ class Sandbox:
     """Bounded builds and runs for one grading run; a context manager that cleans up."""
 
     def __init__(self, client: docker.DockerClient, lesson: str, limits: Limits | None = None,
-                 *, keep_cache: bool = True, helper_image: str | None = None):
+                 *, keep_cache: bool = True, helper_image: str | None = None,
+                 references: dict[str, str] | None = None,
+                 build_args: dict[str, str] | None = None):
         self.client = client
+        #: Course image name → the image ID to judge against (a sealed engine's, loaded from the
+        #: host's by ID): a tag inside an engine that built learner work may have been moved.
+        self.references = dict(references or {})
+        self.build_args = dict(build_args or {})
         self.lesson = lesson
         self.limits = limits or Limits()
         self.keep_cache = keep_cache
@@ -215,6 +221,10 @@ class Sandbox:
         self._parent_tried = False
         self._helper_id: str | None = None
         self._retiring: list[threading.Thread] = []
+
+    def reference(self, name: str):
+        """The course image ``name`` to judge against: by its recorded ID where there is one."""
+        return self.client.images.get(self.references.get(name, name))
 
     # -- labels and cleanup ---------------------------------------------------------------------
 
@@ -313,7 +323,8 @@ class Sandbox:
         if bounded:
             try:
                 helper = self.client.containers.run(
-                    self.helper_image, ["sleep", "infinity"], detach=True,
+                    self.references.get(self.helper_image, self.helper_image),
+                    ["sleep", "infinity"], detach=True,
                     labels=self.labels("container"), **self._container_limits(),
                     network_disabled=True)
                 self._helper_id = helper.id
@@ -358,9 +369,9 @@ class Sandbox:
             "memory": self.limits.memory, "memswap": self.limits.memory,
             "cpuperiod": 100_000, "cpuquota": int(100_000 * self.limits.cpus),
         }
-        proxies = api._proxy_configs.get_environment()
-        if proxies:
-            params["buildargs"] = json.dumps(proxies)
+        build_args = {**api._proxy_configs.get_environment(), **self.build_args}
+        if build_args:
+            params["buildargs"] = json.dumps(build_args)
         labelled = with_label_instruction(context, self.labels("image"))
         if labelled is not None:
             context = labelled  # one LABEL step instead of one step per label

@@ -175,6 +175,14 @@ CATALOGUE: tuple[CourseImage, ...] = (
         recipe=RECIPES_DIR / "docker-dind",
         run_options=DIND_RUN_OPTIONS,
     ),
+    CourseImage(
+        name="docklab/sealed-engine",
+        description="A rootless Docker Engine in a container: one per graded submission.",
+        used_for="grading: each submission is built and run on an engine that cannot reach the "
+                 "grading host (docklab.grading.sealed)",
+        recipe=RECIPES_DIR / "sealed-engine",
+        pullable=False,
+    ),
 )
 
 
