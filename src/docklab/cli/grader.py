@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -34,4 +36,34 @@ def check_current() -> None:
     click.echo("labs/ and solutions/ match grader/source.")
 
 
-COMMANDS = [grader]
+@click.command()
+@click.argument("lab")
+@click.option("--parallel", "-j", default=2, show_default=True,
+              help="Submissions judged at once, each on a sealed engine of its own.")
+@click.option("--student", "students", multiple=True, help="Only this student (repeatable).")
+@click.option("--course", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The nbgrader course root (default: grader/ of this checkout).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def grade(lab: str, parallel: int, students: tuple[str, ...], course: Path | None,
+          as_json: bool) -> None:
+    """Autograde every submission of LAB, each judged on a sealed engine; print a summary.
+
+    The same as `nbgrader autograde LAB` from grader/ (gradebook, feedback and export are
+    nbgrader's), with submissions judged PARALLEL at a time and a progress bar. No cell of a
+    submission runs on this host.
+    """
+    import json
+    from dataclasses import asdict
+
+    from docklab import grader as course_module
+    from docklab.grading.classroom import grade_class, summary_table
+
+    root = course or course_module.course_dir()
+    results = grade_class(root, lab, parallel=parallel, students=list(students) or None)
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in results], indent=2))
+    else:
+        click.echo(summary_table(lab, results))
+
+
+COMMANDS = [grader, grade]

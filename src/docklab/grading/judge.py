@@ -39,7 +39,7 @@ _STOPPED = {
 def judge_cells(lab_id: str, cells: dict[str, str], *, host=None, limits=None,
                 sealed_limits: SealedLimits | None = None) -> Report:
     """The report on an answer given as ``{grade_id: cell source}``, judged in a sealed engine."""
-    key = answer_key(lab_id, cells)
+    key = answer_key(lab_id, cells) + repr((limits, sealed_limits))
     with _lock:
         if key in _reports:
             return _reports[key]
@@ -59,9 +59,12 @@ def judge_cells(lab_id: str, cells: dict[str, str], *, host=None, limits=None,
             try:
                 report = lab.check(notebook, sealed=sealed, hidden=True, limits=limits)
             except EngineError:
-                bound = sealed.bound_hit()
-                if not bound:
+                if not sealed.bound_hit():
                     raise
+                report = None
+            # A sandbox stopped at a bound fails every check, whatever was seen before it.
+            bound = sealed.bound_hit()
+            if bound:
                 why = _STOPPED.get(bound, _STOPPED["stopped"])
                 report = lab.report({check_id: failed(f"Not judged: {why}.")
                                      for check_id in lab.check_ids})

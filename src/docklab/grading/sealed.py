@@ -145,7 +145,8 @@ class SealedEngine:
         self._container = None
         self._proxy: AllowListProxy | None = None
         self._run_dir: Path | None = None
-        self._timer: threading.Timer | None = None
+        self._watch: threading.Thread | None = None
+        self._closing = threading.Event()
 
     def __enter__(self) -> SealedEngine:  # noqa: PYI034
         try:
@@ -183,9 +184,9 @@ class SealedEngine:
             self._proxy.start()
         self._container = self._create_container(engine_dir, proxy_dir)
         self._container.start()
-        self._timer = threading.Timer(self.limits.wall, self._stop, args=("wall",))
-        self._timer.daemon = True
-        self._timer.start()
+        self._watch = threading.Thread(target=self._watchdog, name="docklab-sealed-watch",
+                                       daemon=True)
+        self._watch.start()
         self.client = self._wait_for_engine(engine_dir / "docker.sock")
         self.details["engine_start_seconds"] = round(time.monotonic() - started, 2)
         if tar is not None:
@@ -216,8 +217,10 @@ class SealedEngine:
         # paths (docker-py has no keyword for it): rootlesskit mounts a fresh /proc.
         host_config["MaskedPaths"] = []
         host_config["ReadonlyPaths"] = []
-        created = api.create_container(SEALED_IMAGE, host_config=host_config,
-                                       labels=L.labels_for(self.lesson, kind="container"))
+        created = api.create_container(
+            SEALED_IMAGE, host_config=host_config, name=L.course_name(
+                f"docklab-sealed-{self.lesson}-{os.urandom(4).hex()}"),
+            labels=L.labels_for(self.lesson, kind="container"))
         return self.host.containers.get(created["Id"])
 
     def _wait_for_engine(self, socket_path: Path) -> docker.DockerClient:
@@ -240,6 +243,29 @@ class SealedEngine:
         log = self._container.logs(tail=20).decode(errors="replace")
         raise DocklabError("The sealed grading engine did not start.",
                            f"Its last lines:\n{log or last}")
+
+    def _watchdog(self) -> None:
+        """Stop the sandbox at its wall-clock bound, or when its processes stay at the pids bound.
+
+        A rootless engine on a cgroup v1 host cannot limit its own containers, so a fork bomb
+        fills the sandbox's pids limit and then stalls everything in it, the engine included:
+        three looks in a row at the limit end it at once instead of at the wall clock.
+        """
+        deadline = time.monotonic() + self.limits.wall
+        at_limit = 0
+        while not self._closing.wait(1.0):
+            if time.monotonic() > deadline:
+                self._stop("wall")
+                return
+            try:
+                stats = self._container.stats(stream=False, one_shot=True)
+            except (docker.errors.APIError, requests.exceptions.RequestException, AttributeError):
+                continue
+            current = (stats.get("pids_stats") or {}).get("current") or 0
+            at_limit = at_limit + 1 if current >= self.limits.pids - 8 else 0
+            if at_limit >= 3:
+                self._stop("pids")
+                return
 
     def _stop(self, why: str) -> None:
         """Kill the sandbox at a bound: every call on ``client`` fails from here on."""
@@ -264,8 +290,7 @@ class SealedEngine:
         return ""
 
     def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._closing.set()
         if self.client is not None:
             with contextlib.suppress(Exception):
                 self.client.close()
