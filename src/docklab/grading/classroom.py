@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,7 @@ def grade_class(course: Path, lab: str, *, parallel: int = 2, students: list[str
     host = connect()
     results = {student: Graded(student) for student in students}
     bar = tqdm(total=len(students) * 2, desc=f"grading {lab}", unit="step", file=sys.stderr,
-               disable=not progress or None)
+               disable=not progress)
 
     def judge(student: str) -> None:
         started = time.monotonic()
@@ -74,7 +75,10 @@ def grade_class(course: Path, lab: str, *, parallel: int = 2, students: list[str
             bar.update(1)
     api = nbgrader_api(course)
     for student in students:
-        outcome = api.autograde(lab, student)
+        with warnings.catch_warnings():
+            # nbgrader 0.9's gradebook warns of its own session use at every autograde.
+            warnings.filterwarnings("ignore", message=".*not in session.*")
+            outcome = api.autograde(lab, student)
         if not outcome.get("success"):
             results[student].error = results[student].error or (
                 outcome.get("error") or outcome.get("log") or "autograde failed").strip()[-500:]
