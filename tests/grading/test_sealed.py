@@ -214,7 +214,7 @@ def test_the_hosts_own_ports_are_out_of_reach(client):
                            check=True).stdout
     addresses = {line.split()[3].split("/")[0] for line in shown.splitlines()} - {"127.0.0.1"}
     assert addresses
-    gateway = sorted(addresses)[0]
+    gateway = min(addresses)
     listener = _Listener()
     try:
         lines = ["FROM debian:12"]
@@ -224,10 +224,10 @@ def test_the_hosts_own_ports_are_out_of_reach(client):
                 # straight out, from a RUN
                 f"RUN bash -c 'exec 3<>/dev/tcp/{address}/{listener.port} && cat <&3' || true",
                 # through the grading proxy, as CONNECT and as a plain proxied GET
-                f"RUN bash -c 'exec 3<>/dev/tcp/10.0.2.2/3128 && printf \"CONNECT {url} "
-                "HTTP/1.1\\r\\n\\r\\n\" >&3 && head -c 300 <&3' || true",
-                f"RUN bash -c 'exec 3<>/dev/tcp/10.0.2.2/3128 && printf \"GET http://{url}/ "
-                "HTTP/1.1\\r\\n\\r\\n\" >&3 && head -c 300 <&3' || true",
+                (f"RUN bash -c 'exec 3<>/dev/tcp/10.0.2.2/3128 && printf \"CONNECT {url} "
+                 "HTTP/1.1\\r\\n\\r\\n\" >&3 && head -c 300 <&3' || true"),
+                (f"RUN bash -c 'exec 3<>/dev/tcp/10.0.2.2/3128 && printf \"GET http://{url}/ "
+                 "HTTP/1.1\\r\\n\\r\\n\" >&3 && head -c 300 <&3' || true"),
             ]
         lines.append(f"ADD http://{gateway}:{listener.port}/secret /secret")
         report = _judge("\n".join(lines) + "\n")
