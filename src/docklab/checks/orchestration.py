@@ -16,11 +16,25 @@ cell). ``service.json`` is a service spec, its keys named like docker-py's
 
 Durations are in seconds. Grading deploys it on a one-node swarm (``docker swarm init`` only when the
 engine is in none, and ``docker swarm leave`` afterwards only when grading created it), with the
-course labels, grading's memory and CPU limits, an init process and a 1 s stop grace period, then
+course labels, grading's memory and CPU limits, an init process, a 1 s stop grace period and a
+placement on the engine's own node, the course images by ID (:meth:`Sandbox.reference`), then
 judges from the engine: the running tasks, the service's ``Spec`` (UpdateConfig, RestartPolicy,
 Labels), a rolling update to the ``update`` section (its ``UpdateStatus`` and the tasks' new spec),
 and a task container killed on purpose (the swarm must replace it). The service and its containers
-are removed afterwards, pass or fail.
+are removed afterwards, pass or fail. The hidden test (:func:`restarts_only_on_failure`) reads the
+restart condition the judge recorded in ``details``.
+
+Sealed grading (``nbgrader autograde``, :mod:`docklab.grading`) runs this same judge, unchanged, in
+the submission's sealed engine: a rootless dockerd 20.10 with no network of its own, where the swarm
+is made (always: that engine is never in one) and thrown away with the engine. Nothing is deployed
+on the grading host's engine, which never joins or makes a swarm. Measured on that engine (2 cores,
+busybox): ``swarm init`` 0.6 s; 3 replicas with ``init``, limits and an on-failure restart policy
+running in 1.5 s; the rolling update (1 at a time, 1 s delay, 1 s monitor) completed in 10.6 s; a
+killed task replaced in 1.7 s. A spec like this lab's, with no network and no published port, is
+exactly what a rootless swarm can run (its tasks sit on the default bridge). What it cannot run:
+a user-defined overlay network (its tasks, ``endpoint_mode: dnsrr`` too, are rejected: ``mkdir
+/var/lib/docker/network: permission denied``), which is why ``service.json`` has no ``networks``
+key; a published port did attach to the ingress network there, and host-network tasks ran.
 
 Equivalent CLI: ``docklab check orchestration <folder or notebook> [--json]``.
 """
@@ -235,8 +249,13 @@ def _wait(condition, timeout: float, interval: float = 0.5):
         time.sleep(interval)
 
 
+def _same_image(spec_image: str, image_id: str) -> bool:
+    """Whether a task's image (an ID, maybe pinned ``@digest``) is the image ``image_id``."""
+    return spec_image.split("@", 1)[0] == image_id
+
+
 def _running(service, env: list[str] | None = None, image: str | None = None) -> list[dict]:
-    """The service's tasks that run (and, if given, with that env and image)."""
+    """The service's tasks that run (and, if given, with that env and image ID)."""
     try:
         tasks = service.tasks(filters={"desired-state": "running"})
     except (docker.errors.APIError, requests.exceptions.RequestException):
@@ -248,7 +267,7 @@ def _running(service, env: list[str] | None = None, image: str | None = None) ->
             continue
         if env is not None and not set(env) <= set(spec.get("Env") or []):
             continue
-        if image is not None and not spec.get("Image", "").startswith(image.split(":")[0]):
+        if image is not None and not _same_image(spec.get("Image", ""), image):
             continue
         out.append(task)
     return out
@@ -306,13 +325,14 @@ def _verdict_label(spec: dict) -> Verdict:
     return passed(f"Labels: {LABEL[0]}={LABEL[1]}.")
 
 
-def _verdict_update(service, parsed: dict, base_env: list[str]) -> Verdict:
+def _verdict_update(service, parsed: dict, base_env: list[str], new_image: str) -> Verdict:
+    """Roll the service to the ``update`` section (``new_image``: the new image's ID)."""
     if parsed["new_env"] == base_env and parsed["new_image"] == parsed["image"]:
         return failed('The "update" section changes nothing: a rolling update needs a new spec '
                       '(a new "env" value or "image").')
     try:
         service.reload()
-        service.update(image=parsed["new_image"], env=parsed["new_env"])
+        service.update(image=new_image, env=parsed["new_env"])
     except docker.errors.APIError as exc:
         return failed(f"The engine refused the update: {exc.explanation or exc}")
 
@@ -321,7 +341,7 @@ def _verdict_update(service, parsed: dict, base_env: list[str]) -> Verdict:
         state = (service.attrs.get("UpdateStatus") or {}).get("State")
         if state in ("paused", "rollback_completed", "rollback_paused"):
             return state
-        new = _running(service, parsed["new_env"], parsed["new_image"])
+        new = _running(service, parsed["new_env"], new_image)
         old = [t for t in _running(service) if t not in new]
         return state == "completed" and len(new) >= REPLICAS and not old and state
 
@@ -330,7 +350,7 @@ def _verdict_update(service, parsed: dict, base_env: list[str]) -> Verdict:
         status = service.attrs.get("UpdateStatus") or {}
         return failed(f"The rolling update did not converge within 60 s: its state is "
                       f"{status.get('State') or 'unknown'} ({status.get('Message', '')}), and "
-                      f"{len(_running(service, parsed['new_env'], parsed['new_image']))} of "
+                      f"{len(_running(service, parsed['new_env'], new_image))} of "
                       f"{REPLICAS} replicas run the new spec.")
     return passed(f"the update completed: {REPLICAS} replicas run the new spec.")
 
@@ -377,24 +397,31 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
         verdicts["deploys"] = failed(problem)
         verdicts.update(not_judged(lab, "there is no valid service spec to deploy."))
         return verdicts
+    # The course images by ID (on a sealed engine, the IDs the grader loaded): a swarm given an
+    # ID neither asks a registry for it nor takes a tag that something else moved.
+    image_ids = {}
     for image in IMAGES:
         try:
-            client.images.get(image)
+            image_ids[image] = sandbox.reference(image).id
         except docker.errors.ImageNotFound as exc:
             raise ImageError(f"The course image {image} is not on this engine.",
                              "Run `docklab images prepare`.") from exc
     limits = sandbox.limits
     with _Swarm(sandbox):
+        node = (client.info().get("Swarm") or {}).get("NodeID")
         try:
             service = client.services.create(
-                parsed["image"], parsed["command"], name=f"docklab-grade-{sandbox.run_id}",
+                image_ids[parsed["image"]], parsed["command"],
+                name=f"docklab-grade-{sandbox.run_id}",
                 env=parsed["env"], labels={**parsed["labels"], **sandbox.labels("service")},
                 container_labels=sandbox.labels("container"),
                 mode=ServiceMode("replicated", replicas=parsed["replicas"]),
                 update_config=parsed["update_config"], restart_policy=parsed["restart_policy"],
                 resources=Resources(mem_limit=limits.memory,
                                     cpu_limit=int(limits.cpus * SECOND / 2)),
-                init=True, stop_grace_period=SECOND)
+                init=True, stop_grace_period=SECOND,
+                # The tasks stay on this engine, where the image IDs are.
+                constraints=[f"node.id=={node}"] if node else None)
         except docker.errors.APIError as exc:
             verdicts["deploys"] = failed(f"The engine refused the service: "
                                          f"{exc.explanation or exc}")
@@ -408,7 +435,8 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
             verdicts["update_config"] = _verdict_update_config(spec)
             verdicts["labelled"] = _verdict_label(spec)
             if _running(service):
-                verdicts["rolling_update"] = _verdict_update(service, parsed, parsed["env"])
+                verdicts["rolling_update"] = _verdict_update(
+                    service, parsed, parsed["env"], image_ids[parsed["new_image"]])
                 service.reload()
                 verdicts["restarts_on_failure"] = _verdict_restart(
                     sandbox, service, service.attrs.get("Spec") or {})
@@ -420,8 +448,22 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     return verdicts
 
 
+def restarts_only_on_failure(details: dict) -> Verdict:
+    """The hidden test of restarts_on_failure, from the restart condition the judge recorded: on
+    failure, not always (a task that finished its work is not started again)."""
+    condition = details.get("restart_condition")
+    if condition is None:
+        return failed("Not judged: grading recorded no restart condition.")
+    if condition != "on-failure":
+        return failed(f"The restart condition is {condition!r}; the lab asks for on-failure: a "
+                      "task that fails is replaced, one that finished its work is not (Lesson "
+                      f"{LESSON}: {TOPICS['restarts_on_failure']}).")
+    return passed("The restart condition is on-failure.")
+
+
 LAB = Lab("orchestration", "orchestration: a replicated service and a rolling update", CRITERIA,
-          judge, base_image="busybox")
+          judge, base_image="busybox", images=IMAGES,
+          hidden={"restarts_on_failure": restarts_only_on_failure}, sealed_ready=True)
 
 
 def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
@@ -435,10 +477,7 @@ def self_check(answer: str | os.PathLike = ".") -> Report:
     return LAB.check(answer, cached=False)
 
 
-def assert_restarts_only_on_failure(answer: str | os.PathLike = ".") -> None:
-    """The restart condition is on-failure: a task that ends well is not started again."""
-    report = grade(answer)
-    condition = report.details.get("restart_condition")
-    assert condition == "on-failure", (
-        f"The restart condition is {condition!r}; the lab asks for on-failure: a task that fails "
-        "is replaced, one that finished its work is not (Lesson 11-orchestration).")
+def assert_restarts_only_on_failure(answer: str | os.PathLike = ".", **kwargs) -> None:
+    """The notebook's hidden test: :func:`restarts_only_on_failure` on the answer's report."""
+    verdict = restarts_only_on_failure(grade(answer, **kwargs).details)
+    assert verdict.passed, verdict.feedback
