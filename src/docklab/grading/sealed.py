@@ -160,6 +160,11 @@ class SealedEngine:
         self.close()
 
     @property
+    def socket_path(self) -> Path | None:
+        """The sealed engine's API socket on this host (``DOCKER_HOST=unix://...``)."""
+        return self._run_dir / "engine" / "docker.sock" if self._run_dir else None
+
+    @property
     def proxy_log(self) -> list[str]:
         return list(self._proxy.log) if self._proxy else []
 
@@ -206,8 +211,10 @@ class SealedEngine:
         host_config = api.create_host_config(
             network_mode="none", cap_drop=["ALL"], cap_add=_CAPABILITIES,
             security_opt=_SECURITY_OPT, devices=["/dev/net/tun:/dev/net/tun:rwm"],
+            # /var/lib/docker: docker:dind's VOLUME, unused here; a tmpfs over it means no
+            # anonymous volume is made for each sandbox.
             tmpfs={"/var/lib/sealed": f"size={self.limits.disk},mode=0755",
-                   "/run": "size=64m"},
+                   "/run": "size=64m", "/var/lib/docker": "size=1m"},
             binds={str(engine_dir): {"bind": "/engine", "mode": "rw"},
                    str(proxy_dir): {"bind": "/proxy", "mode": "rw"}},
             mem_limit=self.limits.memory, memswap_limit=self.limits.memory,
