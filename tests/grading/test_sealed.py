@@ -268,3 +268,16 @@ def test_docklab_grade_judges_a_class_in_parallel(tmp_path, learner_env):
     table = run_docklab("grade", "mobysay", "--course", str(course), "--student", "ann",
                         timeout=300)
     assert table.returncode == 0 and "10/10" in table.stdout
+
+
+def test_root_in_a_graded_build_cannot_touch_the_hosts_kernel_settings():
+    core_pattern = Path("/proc/sys/kernel/core_pattern").read_text()
+    report = _judge(
+        "FROM debian:12\n"
+        "RUN (echo '|/tmp/pwn' > /proc/sys/kernel/core_pattern) 2>&1 || true\n"
+        "RUN (mkdir -p /c && mount -t cgroup -o memory cgroup /c "
+        "&& echo /tmp/pwn > /c/release_agent) 2>&1 || true\n"
+        "RUN (mount -t proc proc /mnt && echo '|/tmp/pwn' > /mnt/sys/kernel/core_pattern) "
+        "2>&1 || true\n")
+    assert report["builds"].passed, report["builds"].feedback
+    assert Path("/proc/sys/kernel/core_pattern").read_text() == core_pattern
