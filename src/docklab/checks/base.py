@@ -65,6 +65,9 @@ class Verdict:
 
     passed: bool
     feedback: str
+    #: False when the criterion could not be looked at (say the image never built): such a
+    #: verdict fails, and its feedback says why instead of naming a lesson to reread.
+    judged: bool = True
 
 
 def passed(feedback: str = "") -> Verdict:
@@ -160,7 +163,8 @@ class Lab:
     def __init__(self, lab_id: str, title: str, criteria: list[Criterion], judge: Judge,
                  *, files: tuple[str, ...] = (), base_image: str | None = None,
                  images: tuple[str, ...] = (), network: tuple[str, ...] = (),
-                 hidden: dict[str, Hidden] | None = None, sealed_ready: bool = False):
+                 hidden: dict[str, Hidden] | None = None, sealed_ready: bool = False,
+                 lesson: str | None = None, topics: dict[str, str] | None = None):
         ids = [c.id for c in criteria]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate check ids in {lab_id}: {ids}")
@@ -178,6 +182,10 @@ class Lab:
         #: The judge runs nothing of the learner's outside the engine it is given, so it can
         #: judge on a sealed engine (docklab.grading). Labs without it are refused there.
         self.sealed_ready = sealed_ready
+        #: The lesson this lab practises, and its topic behind each check: a failed check's
+        #: feedback ends with where to reread it.
+        self.lesson = lesson
+        self.topics = dict(topics or {})
         unknown = set(self.hidden) - set(ids)
         if unknown:
             raise ValueError(f"hidden tests for unknown checks in {lab_id}: {sorted(unknown)}")
@@ -248,6 +256,16 @@ class Lab:
                 self._cache.pop(next(iter(self._cache)))
             return report
 
+    def grade(self, answer: str | os.PathLike = ".", **kwargs) -> Report:
+        """What an nbgrader test cell asks in a kernel: the report on ``answer``, judged once per
+        identical answer in this process (each test cell asks for the same report)."""
+        kwargs.setdefault("cached", True)
+        return self.check(answer, **kwargs)
+
+    def self_check(self, answer: str | os.PathLike = ".") -> Report:
+        """What the learner runs before handing in: the same checks, judged afresh."""
+        return self.check(answer, cached=False)
+
     def with_hidden(self, verdicts: dict[str, Verdict], details: dict) -> dict[str, Verdict]:
         """``verdicts`` with the hidden tests applied: a passed check whose hidden test fails
         fails, with the hidden test's feedback."""
@@ -294,18 +312,27 @@ class Lab:
             raise ValueError(f"{self.id}: verdicts for unknown checks {sorted(unknown)}")
         checks = []
         for criterion in self.criteria:
-            verdict = verdicts.get(criterion.id) or failed(
-                "Not judged: the grader stopped before it got here.")
+            verdict = verdicts.get(criterion.id) or unjudged(
+                "the grader stopped before it got here.")
+            feedback = verdict.feedback
+            topic = self.topics.get(criterion.id)
+            if not verdict.passed and verdict.judged and topic and self.lesson:
+                feedback = f"{feedback} (Lesson {self.lesson}: {topic}.)"
             checks.append(Check(criterion.id, criterion.points, verdict.passed,
-                                verdict.feedback, criterion.title))
+                                feedback, criterion.title))
         return Report(self.id, checks, details or {})
 
 
 def not_judged(lab: Lab, reason: str, *, only_needing_image: bool = True,
                skip: tuple[str, ...] = ()) -> dict[str, Verdict]:
     """Verdicts for every criterion that cannot be looked at, saying why."""
-    return {c.id: failed(f"Not judged: {reason}") for c in lab.criteria
+    return {c.id: unjudged(reason) for c in lab.criteria
             if c.id not in skip and (c.needs_image or not only_needing_image)}
+
+
+def unjudged(reason: str) -> Verdict:
+    """A failed verdict on a criterion that could not be looked at, saying why."""
+    return Verdict(False, f"Not judged: {reason}", judged=False)
 
 
 def fingerprint(files: dict[str, bytes], extra: str = "") -> str:

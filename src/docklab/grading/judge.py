@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 
 from docklab.checks import get_lab
-from docklab.checks.base import Report, failed
+from docklab.checks.base import Report, unjudged
 from docklab.errors import DocklabError, EngineError
 from docklab.grading.answers import answer_cells, answer_key, read_submission, write_answer
 from docklab.grading.sealed import SealedEngine, SealedLimits
@@ -66,8 +66,7 @@ def judge_cells(lab_id: str, cells: dict[str, str], *, host=None, limits=None,
             bound = sealed.bound_hit()
             if bound:
                 why = _STOPPED.get(bound, _STOPPED["stopped"])
-                report = lab.report({check_id: failed(f"Not judged: {why}.")
-                                     for check_id in lab.check_ids})
+                report = lab.report({check_id: unjudged(f"{why}.") for check_id in lab.check_ids})
                 report.details["stopped_at"] = bound
             report.details["sealed"] = dict(sealed.details)
             report.details["network"] = sealed.proxy_log
