@@ -1,9 +1,8 @@
 """Grade a whole class: ``docklab grade LAB [--parallel N]``.
 
-Every submission in ``submitted/<student>/<lab>/`` is first judged on a sealed engine of its own,
-``parallel`` at a time (the work waits on builds in the engines, so two per core pays), with a
-progress bar; then nbgrader's own ``autograde`` runs for each student in turn, as the instructor
-would run it, and finds each report ready (:mod:`docklab.grading.judge` keeps them per answer),
+Every submission in ``submitted/<student>/<lab>/`` is judged on a sealed engine of its own,
+``parallel`` at a time, with a progress bar; as each report is ready, nbgrader's own
+``autograde`` runs for that student, as the instructor would run it, and finds the report ready (:mod:`docklab.grading.judge` keeps them per answer),
 so the gradebook, formgrader, feedback and export are nbgrader's as usual.
 """
 
@@ -43,7 +42,7 @@ def submissions(course: Path, lab: str) -> list[str]:
 
 def grade_class(course: Path, lab: str, *, parallel: int = 2, students: list[str] | None = None,
                 progress: bool = True) -> list[Graded]:
-    """Judge every submission of ``lab`` sealed, ``parallel`` at a time, then autograde them."""
+    """Judge every submission of ``lab`` sealed, ``parallel`` at a time, autograding each."""
     from docklab.engine import connect
     from docklab.grader import nbgrader_api
     from docklab.grading.judge import judge_file
@@ -63,29 +62,37 @@ def grade_class(course: Path, lab: str, *, parallel: int = 2, students: list[str
         judge_file(lab, course / "submitted" / student / lab / f"{lab}.ipynb", host=host)
         results[student].seconds = time.monotonic() - started
 
+    api = nbgrader_api(course)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         futures = {pool.submit(judge, student): student for student in students}
+        # Each student is autograded as soon as their report is ready, here in this one thread
+        # (the gradebook is nbgrader's SQLite file), while the other sandboxes keep building.
         for future in as_completed(futures):
             student = futures[future]
             try:
                 future.result()
             except DocklabError as exc:
                 results[student].error = exc.message
+            except Exception as exc:  # noqa: BLE001 - one submission must not stop the class
+                results[student].error = f"{exc.__class__.__name__}: {exc}"
             bar.set_postfix_str(student)
             bar.update(1)
-    api = nbgrader_api(course)
-    for student in students:
-        with warnings.catch_warnings():
-            # nbgrader 0.9's gradebook warns of its own session use at every autograde.
-            warnings.filterwarnings("ignore", message=".*not in session.*")
-            outcome = api.autograde(lab, student)
-        if not outcome.get("success"):
-            results[student].error = results[student].error or (
-                outcome.get("error") or outcome.get("log") or "autograde failed").strip()[-500:]
-        bar.update(1)
+            if not results[student].error:
+                _autograde(api, lab, results[student])
+            bar.update(1)
     bar.close()
     _read_scores(api, lab, results)
     return [results[student] for student in students]
+
+
+def _autograde(api, lab: str, result: Graded) -> None:
+    with warnings.catch_warnings():
+        # nbgrader 0.9's gradebook warns of its own session use at every autograde.
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        outcome = api.autograde(lab, result.student)
+    if not outcome.get("success"):
+        result.error = (outcome.get("error") or outcome.get("log") or "autograde failed"
+                        ).strip()[-500:]
 
 
 def _read_scores(api, lab: str, results: dict[str, Graded]) -> None:
