@@ -100,6 +100,20 @@ def bench_sealed(course: Path, students: list[str], parallel: int) -> dict:
             "each": sorted(r.seconds for r in results)}
 
 
+def reach_table() -> list[str]:
+    """What a graded build or container of each lab can reach, from the labs' own settings."""
+    from docklab.checks import LABS, get_lab
+
+    rows = ["| lab | sealed | a graded build or container can reach | course images loaded |",
+            "|---|---|---|---|"]
+    for name in LABS:
+        lab = get_lab(name)
+        reach = ", ".join(f"`{h}` (80, 443, via the proxy)" for h in lab.network) or "nothing"
+        rows.append(f"| {name} | {'yes' if lab.sealed_ready else 'NO'} | {reach}; the lab's "
+                    f"own containers inside its sandbox | {', '.join(lab.images) or '-'} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=20)
@@ -138,6 +152,11 @@ def main() -> None:
         f"Load average (1 min) at the end: {load:.1f}.",
         "",
         "; ".join(verdict) + ".",
+        "",
+        "What each lab's grading can reach (never the grading host, its other sandboxes, the LAN "
+        "or 169.254.169.254; no DNS):",
+        "",
+        *reach_table(),
         "",
         "Rerun: `.venv/bin/python bench/bench_sealed_grading.py` (`--batch N`, `--parallel N`).",
     ])
