@@ -1,5 +1,6 @@
 """The lifecycle lab on the real engine: `docklab check lifecycle` on right and wrong answers, and
-its nbgrader round trip.
+its nbgrader round trip, where every submission is judged on a sealed engine of its own (no cell
+of it runs).
 
 Wrong answers are the ways learners get this wrong: the recipe handed back unchanged with a guessed
 exit code, a `tail -f /dev/null` prop that keeps a broken app's container "running", a server that
@@ -12,9 +13,11 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from docklab import labels
@@ -164,6 +167,31 @@ def _submission(answers: str | None, dockerfile: str | None):
 
 
 RIGHT_CELL = 'EXIT_CODE = 3\nMISSING_FILE = "/app/config/greeting.txt"\n'
+# The same answers and fix in another spelling: a hex literal and a comment, a string in two
+# pieces; a tagged FROM, ADD and relative paths below WORKDIR, ENTRYPOINT instead of CMD.
+OTHER_CELL = ('EXIT_CODE = 0x3  # docker inspect -f {{.State.ExitCode}}\n'
+              'MISSING_FILE = ("/app/config/"\n                "greeting.txt")\n')
+OTHER_SPELLING = """FROM busybox:latest
+WORKDIR /app
+ADD start.sh ./
+COPY greeting.txt config/greeting.txt
+ENTRYPOINT ["/bin/sh", "start.sh"]
+"""
+# A cheat: the answer cell rebinds the checks module (under nbgrader's old Execute step every
+# test cell then passed), and an added cell patches the report and writes on the grading host.
+PWNED = Path(f"/tmp/docklab-pwned-lifecycle-{uuid.uuid4().hex[:8]}")
+CHEAT_CELL = 'lifecycle = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()\n'
+PATCH_CELL = ("from docklab.checks import base\n"
+              "base.Report.assert_passed = lambda *a, **k: None\n"
+              f"open({str(PWNED)!r}, 'w').write('ran on the grading host')\n")
+
+
+def _cheat(notebook) -> None:
+    set_cell(notebook, "answers", CHEAT_CELL)
+    at = next(i for i, c in enumerate(notebook.cells) if c.get("id") == "dockerfile")
+    notebook.cells.insert(at, nbformat.v4.new_code_cell(PATCH_CELL))
+
+
 # student → (submission, expected score out of 9)
 STUDENTS = {
     "ada": (_submission(RIGHT_CELL, GOOD), 9),
@@ -175,6 +203,8 @@ STUDENTS = {
     # httpd in the background: the container ends with exit code 0
     "di": (_submission(RIGHT_CELL, edit(CMD, BACKGROUND)), 4),
     "eve": (None, 0),
+    "mal": (_cheat, 0),
+    "odo": (_submission(OTHER_CELL, OTHER_SPELLING), 9),
 }
 
 
@@ -182,7 +212,7 @@ STUDENTS = {
 def graded(tmp_path_factory):
     learner = "roundtrip-lc-" + tmp_path_factory.mktemp("id").name[-6:]
     mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)  # the kernels inherit it: their resources are ours
+    mp.setenv("DOCKLAB_LEARNER", learner)  # the sealed engines carry it: their resources are ours
     course = copy_course(tmp_path_factory.mktemp("course"), "lifecycle")
     result = round_trip(course, "lifecycle", {s: edit for s, (edit, _) in STUDENTS.items()})
     mp.undo()
@@ -204,6 +234,15 @@ def test_round_trip_autogrades_to_the_expected_scores(graded):
     assert graded["max_scores"] == {9.0}
     assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in lifecycle.CRITERIA}
     assert graded["cells"]["cy"]["test_keeps_running"] == 0
+    assert graded["cells"]["odo"] == graded["cells"]["ada"]
+
+
+def test_round_trip_runs_no_cell_of_a_submission(graded):
+    """The cheat's added cell never ran: nothing was written on the grading host, its patched
+    report passed nothing, and the log says the sealed judge graded it."""
+    assert not PWNED.exists()
+    assert set(graded["cells"]["mal"].values()) == {0}
+    assert "sealed engine (no cell is executed)" in graded["results"]["mal"]["log"]
 
 
 def test_round_trip_feedback_says_what_to_fix(graded):
@@ -213,6 +252,8 @@ def test_round_trip_feedback_says_what_to_fix(graded):
     assert "not the app&#x27;s httpd" in html["cy"] or "not the app's httpd" in html["cy"]
     assert "Exit code 0 means" in html["di"]
     assert "placeholder" in html["eve"]
+    assert "still holds the placeholder" in html["mal"]
+    assert "no cell that sets EXIT_CODE" in html["mal"]
 
 
 def test_round_trip_leaves_nothing_labelled_behind(client, graded):

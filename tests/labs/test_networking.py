@@ -1,5 +1,6 @@
 """The networking lab on the real engine: `docklab check networking` on the deck's broken set-up,
-repaired and half-repaired ones, and its nbgrader round trip.
+repaired and half-repaired ones, and its nbgrader round trip, where every submission is judged on
+a sealed engine of its own (no cell of it runs).
 
 Wrong answers are the deck's three mistakes one at a time (default bridge, a container on another
 network, the wrong container port), an alias on the wrong container, a renamed web server, an
@@ -12,9 +13,11 @@ from __future__ import annotations
 import copy
 import json
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from docklab import labels
@@ -160,6 +163,26 @@ def _submission(setup: dict):
     return write
 
 
+# A cheat: the answer cell rebinds the checks module (under nbgrader's old Execute step every
+# test cell then passed), and an added cell patches the report and writes on the grading host.
+PWNED = Path(f"/tmp/docklab-pwned-networking-{uuid.uuid4().hex[:8]}")
+CHEAT_CELL = 'networking = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()\n'
+PATCH_CELL = ("from docklab.checks import base\n"
+              "base.Report.assert_passed = lambda *a, **k: None\n"
+              f"open({str(PWNED)!r}, 'w').write('ran on the grading host')\n")
+
+
+def _cheat(notebook) -> None:
+    set_cell(notebook, "answer", CHEAT_CELL)
+    at = next(i for i, c in enumerate(notebook.cells) if c.get("id") == "answer")
+    notebook.cells.insert(at + 1, nbformat.v4.new_code_cell(PATCH_CELL))
+
+
+# The good set-up in other spellings: -p as a string, one alias as a string, the client's
+# command as one string, tagged image names.
+OTHER_SPELLING = changed(web__ports=["8080:80"], web__aliases="shop", web__image="nginx:latest",
+                         client__command="sleep infinity", client__image="busybox:latest")
+
 # student → (submission, expected score out of 7)
 STUDENTS = {
     "ada": (_submission(GOOD), 7),
@@ -168,6 +191,8 @@ STUDENTS = {
     "cy": (_submission(changed(web__ports={"80/tcp": 8080, "8080/tcp": 8081})), 5),
     "di": (_submission(changed(web__aliases=None, client__aliases=["shop"])), 6),
     "eve": (None, 0),
+    "mal": (_cheat, 0),
+    "odo": (_submission(OTHER_SPELLING), 7),
 }
 
 
@@ -175,7 +200,7 @@ STUDENTS = {
 def graded(tmp_path_factory):
     learner = "roundtrip-net-" + tmp_path_factory.mktemp("id").name[-6:]
     mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)  # the kernels inherit it: their resources are ours
+    mp.setenv("DOCKLAB_LEARNER", learner)  # the sealed engines carry it: their resources are ours
     course = copy_course(tmp_path_factory.mktemp("course"), "networking")
     result = round_trip(course, "networking", {s: edit for s, (edit, _) in STUDENTS.items()})
     mp.undo()
@@ -195,6 +220,15 @@ def test_round_trip_autogrades_to_the_expected_scores(graded):
     assert graded["max_scores"] == {7.0}
     assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in networking.CRITERIA}
     assert graded["cells"]["cy"]["test_port_published"] == 0
+    assert graded["cells"]["odo"] == graded["cells"]["ada"]
+
+
+def test_round_trip_runs_no_cell_of_a_submission(graded):
+    """The cheat's added cell never ran: nothing was written on the grading host, its patched
+    report passed nothing, and the log says the sealed judge graded it."""
+    assert not PWNED.exists()
+    assert set(graded["cells"]["mal"].values()) == {0}
+    assert "sealed engine (no cell is executed)" in graded["results"]["mal"]["log"]
 
 
 def test_round_trip_feedback_says_what_to_fix(graded):
@@ -203,7 +237,8 @@ def test_round_trip_feedback_says_what_to_fix(graded):
     assert "default bridge" in html["bo"]
     assert "broken mapping" in html["cy"]
     assert "points at the client itself" in html["di"]
-    assert "NotImplementedError" in html["eve"]
+    assert "still holds the placeholder" in html["eve"]
+    assert "no cell that sets SETUP" in html["mal"]
 
 
 def test_round_trip_leaves_nothing_labelled_behind(client, graded):

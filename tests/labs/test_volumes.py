@@ -1,5 +1,6 @@
 """The volumes lab on the real engine: `docklab check volumes` on right and wrong run
-configurations, and its nbgrader round trip.
+configurations, and its nbgrader round trip, where every submission is judged on a sealed engine
+of its own (no cell of it runs).
 
 Wrong answers are the ways the lesson warns about: no volume (the image's VOLUME makes an anonymous
 one per container), an anonymous volume, a bind mount, a read-only volume, a volume on a folder
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from docklab import labels
@@ -145,6 +148,21 @@ def _submission(run: dict):
     return write
 
 
+# A cheat: the answer cell rebinds the checks module (under nbgrader's old Execute step every
+# test cell then passed), and an added cell patches the report and writes on the grading host.
+PWNED = Path(f"/tmp/docklab-pwned-volumes-{uuid.uuid4().hex[:8]}")
+CHEAT_CELL = 'volumes = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()\n'
+PATCH_CELL = ("from docklab.checks import base\n"
+              "base.Report.assert_passed = lambda *a, **k: None\n"
+              f"open({str(PWNED)!r}, 'w').write('ran on the grading host')\n")
+
+
+def _cheat(notebook) -> None:
+    set_cell(notebook, "run", CHEAT_CELL)
+    at = next(i for i, c in enumerate(notebook.cells) if c.get("id") == "run")
+    notebook.cells.insert(at + 1, nbformat.v4.new_code_cell(PATCH_CELL))
+
+
 # student → (submission, expected score out of 7)
 STUDENTS = {
     "ada": (_submission(cfg(volumes=["notes-data:/data"])), 7),
@@ -156,6 +174,10 @@ STUDENTS = {
     # read-only: named, but the app cannot write
     "di": (_submission(cfg(volumes=["notes-data:/data:ro"])), 3),
     "eve": (None, 0),
+    "mal": (_cheat, 0),
+    # --mount instead of -v, in its short spelling (src, dst), and a tagged image name
+    "odo": (_submission({"image": "notes:latest", "name": "notes",
+                         "mounts": ["type=volume,src=notes-data,dst=/data"]}), 7),
 }
 
 
@@ -163,7 +185,7 @@ STUDENTS = {
 def graded(tmp_path_factory):
     learner = "roundtrip-vol-" + tmp_path_factory.mktemp("id").name[-6:]
     mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)  # the kernels inherit it: their resources are ours
+    mp.setenv("DOCKLAB_LEARNER", learner)  # the sealed engines carry it: their resources are ours
     course = copy_course(tmp_path_factory.mktemp("course"), "volumes")
     result = round_trip(course, "volumes", {s: edit for s, (edit, _) in STUDENTS.items()})
     mp.undo()
@@ -185,6 +207,15 @@ def test_round_trip_autogrades_to_the_expected_scores(graded):
     assert graded["max_scores"] == {7.0}
     assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in volumes.CRITERIA}
     assert graded["cells"]["cy"]["test_data_survives"] == 0
+    assert graded["cells"]["odo"] == graded["cells"]["ada"]
+
+
+def test_round_trip_runs_no_cell_of_a_submission(graded):
+    """The cheat's added cell never ran: nothing was written on the grading host, its patched
+    report passed nothing, and the log says the sealed judge graded it."""
+    assert not PWNED.exists()
+    assert set(graded["cells"]["mal"].values()) == {0}
+    assert "sealed engine (no cell is executed)" in graded["results"]["mal"]["log"]
 
 
 def test_round_trip_feedback_says_what_to_fix(graded):
@@ -193,7 +224,8 @@ def test_round_trip_feedback_says_what_to_fix(graded):
     assert "anonymous volume" in html["bo"]
     assert "start counter" in html["cy"]
     assert "read-only" in html["di"]
-    assert "NotImplementedError" in html["eve"]
+    assert "still holds the placeholder" in html["eve"]
+    assert "no cell that sets RUN" in html["mal"]
 
 
 def test_round_trip_leaves_nothing_labelled_behind(client, graded):

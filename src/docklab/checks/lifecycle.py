@@ -24,6 +24,18 @@ reports for a container of the broken recipe, built and run while grading; the f
 detached (bounded: memory, pids, CPU, time, no network), its state and logs are read, and a probe
 container from busybox joins its network and PID namespaces to fetch the page and to see which
 process is PID 1, as ``docker run --network container:<app> --pid container:<app> busybox`` would.
+The graded tests' hidden test (:func:`app_is_pid1`) is judged from that PID 1.
+
+**Graded on a sealed engine** (:mod:`docklab.grading`): the judge talks only to the engine it is
+given, so when a submission is graded, both recipes are built and every container runs in the
+submission's own rootless engine, never on the grading host. busybox is the one course image it
+uses: the broken recipe and the probe use it by the ID the grader loaded (``FROM <id>``, as a tag
+inside an engine that built learner work proves nothing), and the learner's ``FROM busybox``
+finds that same image. A rootless engine on a cgroup v1 host has no cgroup controllers of its own
+(``CgroupDriver: none``), so the memory, pids and CPU limits given to each container are not
+enforced there: the sealed engine as a whole is bounded instead (memory, pids, CPU, time), while
+each container's run time and log size are still bounded here. The probe's ``--network
+container:`` and ``--pid container:`` join namespaces inside that engine, as on any engine.
 
     from docklab.checks import lifecycle
     lifecycle.grade(".")                 # the report: one row per check, a score
@@ -70,6 +82,7 @@ TOPICS = {
     "app_unchanged": "docker logs and docker inspect: fix the cause, not the app",
 }
 _MISSING = re.compile(r"(/[^\s:'\"]+): No such file or directory")
+_FROM_BASE = re.compile(rf"^FROM\s+{BASE_IMAGE}(?::latest)?\s*$", re.MULTILINE | re.IGNORECASE)
 
 CRITERIA = [
     Criterion("exit_code_recorded", 1, "EXIT_CODE is the exit code the engine reports for the "
@@ -119,12 +132,15 @@ def _answers_from_notebook(notebook: Path) -> tuple[dict, str]:
 
 # -- building and running -----------------------------------------------------------------------
 
-def _broken_context(lab: Lab) -> io.BytesIO:
-    """The lab's broken recipe as a build context: broken.Dockerfile as Dockerfile, the app."""
+def _broken_context(lab: Lab, base_id: str) -> io.BytesIO:
+    """The lab's broken recipe as a build context: broken.Dockerfile as Dockerfile (FROM the
+    course's busybox by its ID), the app."""
     buffer = io.BytesIO()
     with tarfile.open(mode="w", fileobj=buffer) as tar:
         for name, target in ((BROKEN, "Dockerfile"), *((f, f) for f in APP_FILES)):
             data = lab.lab_file(name).read_bytes()
+            if name == BROKEN:
+                data = _FROM_BASE.sub(f"FROM {base_id}", data.decode()).encode()
             info = tarfile.TarInfo(target)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
@@ -159,7 +175,7 @@ def _logs(container, cap: int) -> str:
         return ""
 
 
-def _observe(sandbox: Sandbox, image_id: str) -> _Observed:
+def _observe(sandbox: Sandbox, image_id: str, probe_image: str) -> _Observed:
     """``docker run -d`` the fixed image (bounded, no network), watch it, probe it, remove it."""
     seen = _Observed()
     client = sandbox.client
@@ -185,7 +201,7 @@ def _observe(sandbox: Sandbox, image_id: str) -> _Observed:
                 break
             if not probed and (seen.ready_seconds is not None or elapsed >= STAY_UP_SECONDS):
                 # Probe as soon as it says it is ready; whether it stays up is seen afterwards.
-                seen.page, seen.pid1, seen.probe_error = _probe(sandbox, app.id)
+                seen.page, seen.pid1, seen.probe_error = _probe(sandbox, app.id, probe_image)
                 probed = True
                 continue
             if probed and elapsed >= STAY_UP_SECONDS and (
@@ -201,15 +217,16 @@ def _observe(sandbox: Sandbox, image_id: str) -> _Observed:
     return seen
 
 
-def _probe(sandbox: Sandbox, app_id: str) -> tuple[str | None, str, str]:
+def _probe(sandbox: Sandbox, app_id: str, probe_image: str) -> tuple[str | None, str, str]:
     """Fetch the page from inside the app's network namespace and read its PID 1 → (page, pid1,
-    why no page). The probe is busybox's wget, not a program of the learner's image."""
+    why no page). The probe is the course's busybox (``probe_image``, its ID) and its wget, not a
+    program of the learner's image."""
     script = (f"timeout 5 wget -q -O /tmp/page http://127.0.0.1:{PORT}/ 2>/tmp/err; "
               "echo \"wget=$?\"; tr '\\0' ' ' < /proc/1/cmdline; echo; "
               "echo '--- page'; head -c 4096 /tmp/page; echo '--- err'; head -c 512 /tmp/err")
     try:
         probe = sandbox.client.containers.run(
-            BASE_IMAGE, ["sh", "-c", script], detach=True, labels=sandbox.labels("container"),
+            probe_image, ["sh", "-c", script], detach=True, labels=sandbox.labels("container"),
             network_mode=f"container:{app_id}", pid_mode=f"container:{app_id}",
             **_limits(sandbox))
     except docker.errors.APIError as exc:
@@ -375,9 +392,8 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
 
 
 def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    client = sandbox.client
     try:
-        client.images.get(BASE_IMAGE)
+        base_id = sandbox.reference(BASE_IMAGE).id
     except docker.errors.ImageNotFound as exc:
         raise ImageError(f"The course image {BASE_IMAGE} is not on this engine, so the "
                          "lifecycle lab cannot be judged.",
@@ -385,7 +401,7 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     verdicts: dict[str, Verdict] = {}
 
     # 1. What the engine says about the broken recipe: the values the answers are graded against.
-    broken_build = sandbox.build(_broken_context(lab))
+    broken_build = sandbox.build(_broken_context(lab, base_id))
     if not broken_build.ok:
         raise ImageError(f"The lab's broken recipe did not build: {broken_build.error}",
                          "Check the engine (`docklab doctor`) and the course images.")
@@ -419,7 +435,7 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
         sandbox.details["build_log_tail"] = build.log[-4000:]
         return verdicts
     verdicts["builds"] = passed(f"built in {build.seconds:.1f} s.")
-    seen = _observe(sandbox, build.image_id)
+    seen = _observe(sandbox, build.image_id, base_id)
     sandbox.details["fixed"] = {"running": seen.running, "exit_code": seen.exit_code,
                                 "pid1": seen.pid1, "page": seen.page,
                                 "seconds": round(seen.seconds, 2)}
@@ -432,8 +448,27 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     return verdicts
 
 
+def app_is_pid1(details: dict) -> Verdict:
+    """The fixed container's PID 1 is the app's server (httpd), not a keep-alive wrapper: the
+    hidden test of keeps_running, from the PID 1 the judge's probe saw (``details["fixed"]``).
+
+    ``docker stop`` signals PID 1 only: a ``tail -f /dev/null`` or ``sleep`` kept around to hold
+    the container open gets the signal while the app never hears it.
+    """
+    pid1 = (details.get("fixed") or {}).get("pid1") or ""
+    program = os.path.basename(pid1.split(" ", 1)[0]) if pid1 else ""
+    if program == "httpd":
+        return passed(f"PID 1 is the app's server: {pid1.strip()}.")
+    return failed(
+        f"PID 1 of the fixed container is {pid1.strip() or 'unknown'!r}, not the app's httpd: "
+        "something else holds the container open. start.sh ends with exec httpd -f, so the "
+        "server becomes PID 1 and gets docker stop's SIGTERM; run start.sh as CMD and nothing "
+        f"around it. (Lesson {LESSON}: docker stop, PID 1 and signals.)")
+
+
 LAB = Lab("lifecycle", "lifecycle: a container that exits, debugged and fixed", CRITERIA, judge,
-          files=APP_FILES, base_image=BASE_IMAGE)
+          files=APP_FILES, base_image=BASE_IMAGE, hidden={"keeps_running": app_is_pid1},
+          sealed_ready=True)
 
 
 def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
@@ -451,20 +486,12 @@ def self_check(answer: str | os.PathLike = ".") -> Report:
 
 
 def assert_app_is_pid1(answer: str | os.PathLike = ".") -> None:
-    """The fixed container's PID 1 is the app's server (httpd), not a keep-alive wrapper.
-
-    ``docker stop`` signals PID 1 only: a ``tail -f /dev/null`` or ``sleep`` kept around to hold
-    the container open gets the signal while the app never hears it.
-    """
+    """The fixed container's PID 1 is the app's server (httpd), not a keep-alive wrapper: the
+    hidden test of keeps_running as an assert (:func:`app_is_pid1`, which grading applies)."""
     report = grade(answer)
-    pid1 = (report.details.get("fixed") or {}).get("pid1") or ""
     assert report["keeps_running"].passed, "The fixed container does not keep running."
-    program = os.path.basename(pid1.split(" ", 1)[0]) if pid1 else ""
-    assert program == "httpd", (
-        f"PID 1 of the fixed container is {pid1.strip() or 'unknown'!r}, not the app's httpd: "
-        "something else holds the container open. start.sh ends with exec httpd -f, so the "
-        "server becomes PID 1 and gets docker stop's SIGTERM; run start.sh as CMD and nothing "
-        f"around it. (Lesson {LESSON}: docker stop, PID 1 and signals.)")
+    verdict = app_is_pid1(report.details)
+    assert verdict.passed, verdict.feedback
 
 
 def run_broken(lesson, *, name: str = "lifecycle-broken"):
@@ -514,7 +541,7 @@ def try_it(answer: str | os.PathLike = ".") -> None:
             return
         print(f"  built in {build.seconds:.1f} s\n")
         print("$ docker run -d --name fixed lifecycle-fixed; sleep 3; docker ps -a")
-        seen = _observe(sandbox, build.image_id)
+        seen = _observe(sandbox, build.image_id, sandbox.reference(BASE_IMAGE).id)
         if seen.error:
             print(f"  it did not start: {seen.error}")
             return

@@ -28,7 +28,23 @@ aliases alike); ``docker inspect`` tells which networks they share; ``docker exe
 client (always the course's busybox) fetches ``http://web/`` and ``http://shop/``. Host ports
 are never taken while grading (other learners may use 8080): the set-up's container ports are
 published on ports the engine picks, on 127.0.0.1, a probe on the host network fetches the page
-through them, and the host port the set-up asks for is read from the set-up.
+through them, and the host port the set-up asks for is read from the set-up. The graded tests'
+hidden test (:func:`only_the_web_port`) is judged from the ports ``docker inspect`` showed
+published on web.
+
+**Graded on a sealed engine** (:mod:`docklab.grading`): the judge talks only to the engine it is
+given, so when a submission is graded, its network, containers and probes live in the
+submission's own rootless engine, never on the grading host; the set-up itself is only ever read
+as data. nginx and busybox are used by the IDs the grader loaded, never by a tag. What "the host"
+means changes there, and what is judged instead: the engine's host is the sandbox, a network
+namespace of rootlesskit's, which has no route out (slirp4netns, in a container with no network)
+and no port driver (published ports are not forwarded anywhere beyond it). So a published port
+binds inside that namespace, and the probe with ``--network host`` runs in it: it fetches the page
+through the published port just as a program on a learner's machine would through ``-p``, and the
+grading host's ports are never touched. A set-up asking for ``--network host`` is still run with
+no network (it is not what the lab asks for). A rootless engine on a cgroup v1 host enforces no
+per-container memory, pids or CPU limits (``CgroupDriver: none``): the sealed engine as a whole is
+bounded instead.
 
 Equivalent CLI: ``docklab check networking <folder or notebook> [--json]``.
 """
@@ -55,6 +71,8 @@ SETUP_FILE = "setup.json"
 HOST_PORT = 8080
 WEB_PORT = "80/tcp"
 NAMES = ("web", "shop")
+#: How long nginx may take to answer on its port 80 after it started.
+WEB_READY_SECONDS = 10.0
 KEYS = {"image", "name", "network", "aliases", "ports", "command", "detach"}
 LESSON = "04-networking"
 TOPICS = {
@@ -170,9 +188,10 @@ def parse_setup(setup) -> tuple[dict, list[str]]:
 class _Setup:
     """The set-up's containers on the engine (unique names, the set-up's names as aliases)."""
 
-    def __init__(self, sandbox: Sandbox, parsed: dict):
+    def __init__(self, sandbox: Sandbox, parsed: dict, images: dict[str, str]):
         self.sandbox = sandbox
         self.parsed = parsed
+        self.images = images                 # course image name → its ID on this engine
         self.networks: dict[str, str] = {}   # the set-up's network name → the graded one
         self.containers: dict[str, object] = {}
         self.errors: dict[str, str] = {}
@@ -203,7 +222,7 @@ class _Setup:
         ports = {port: ("127.0.0.1", None) for port in spec["ports"]}
         try:
             container = client.containers.create(
-                image, spec["command"] or default_command, detach=True,
+                self.images[image], spec["command"] or default_command, detach=True,
                 name=f"docklab-grade-{self.sandbox.run_id}-{who}",
                 labels=self.sandbox.labels("container"), ports=ports or None,
                 network=network if network in ("host", "none") else None, **kwargs)
@@ -218,6 +237,18 @@ class _Setup:
         except docker.errors.APIError as exc:
             self.errors[who] = exc.explanation or str(exc)
 
+    def wait_for_web(self, seconds: float = WEB_READY_SECONDS) -> float | None:
+        """Wait until nginx answers on port 80 inside web's own network namespace (a busybox
+        probe with ``--network container:web``) → how long it took, or None when it did not."""
+        web = self.containers.get("web")
+        if web is None:
+            return None
+        started = time.monotonic()
+        script = (f"timeout {int(seconds)} sh -c 'until timeout 2 wget -q -O /dev/null "
+                  "http://127.0.0.1:80/; do sleep 0.25; done'")
+        code, _ = self.probe(script, network_mode=f"container:{web.id}")
+        return round(time.monotonic() - started, 2) if code == 0 else None
+
     def in_client(self, command: str) -> str:
         """``docker exec client sh -c command``: the client is the course's busybox, and its
         /etc/resolv.conf points at the engine's DNS when it is on a user network."""
@@ -231,7 +262,7 @@ class _Setup:
         """Run a busybox probe (``sh -c command``) where told, bounded → (exit code, output)."""
         try:
             probe = self.sandbox.client.containers.run(
-                CLIENT_IMAGE, ["sh", "-c", command], detach=True,
+                self.images[CLIENT_IMAGE], ["sh", "-c", command], detach=True,
                 labels=self.sandbox.labels("container"),
                 **{**self.sandbox._container_limits(), **where})
         except docker.errors.APIError as exc:
@@ -349,10 +380,10 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
 
 
 def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    client = sandbox.client
+    images = {}
     for image in (WEB_IMAGE, CLIENT_IMAGE):
         try:
-            client.images.get(image)
+            images[image] = sandbox.reference(image).id
         except docker.errors.ImageNotFound as exc:
             raise ImageError(f"The course image {image} is not on this engine, so the "
                              "networking lab cannot be judged.",
@@ -369,20 +400,49 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     if "web" not in parsed or "client" not in parsed:
         verdicts.update(not_judged(lab, "SETUP does not describe both containers."))
         return verdicts
-    running = _Setup(sandbox, parsed)
+    running = _Setup(sandbox, parsed, images)
     running.start("web", WEB_IMAGE, None)
     running.start("client", CLIENT_IMAGE, ["sleep", "infinity"])
-    time.sleep(0.5)  # nginx takes a moment to listen
-    sandbox.details["published"] = sorted(parsed["web"]["ports"])
+    # nginx takes a moment to listen (longer on a busy machine): wait for it, bounded.
+    sandbox.details["web_ready_seconds"] = running.wait_for_web()
     verdicts["user_network"] = _verdict_network(running)
     verdicts["reach_by_name"] = _verdict_reach(running, "web", parsed)
     verdicts["reach_by_alias"] = _verdict_reach(running, "shop", parsed)
     verdicts["port_published"] = _verdict_port(running, parsed)
+    sandbox.details["published"] = _published(running, parsed)
     return verdicts
 
 
+def _published(setup: _Setup, parsed: dict) -> list[str]:
+    """The container ports web publishes, as ``docker inspect`` shows them (the set-up's, when
+    web did not start)."""
+    container = setup.containers.get("web")
+    if container is None:
+        return sorted(parsed["web"]["ports"])
+    try:
+        container.reload()
+    except docker.errors.APIError:
+        return sorted(parsed["web"]["ports"])
+    ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    return sorted(port for port, bindings in ports.items() if bindings)
+
+
+def only_the_web_port(details: dict) -> Verdict:
+    """web publishes nginx's port 80 and nothing else: every published port is a door in. The
+    hidden test of port_published, from the ports the judge saw published
+    (``details["published"]``)."""
+    published = details.get("published") or []
+    if published == [WEB_PORT]:
+        return passed(f"web publishes {WEB_PORT} only.")
+    return failed(
+        f"web publishes {', '.join(published) or 'nothing'}: only 80/tcp has a server behind "
+        "it. The deck's 8080:8080 is the broken mapping; remove it rather than add the right one "
+        f"next to it. (Lesson {LESSON}: publishing ports.)")
+
+
 LAB = Lab("networking", "networking: repair \"this doesn't work\"", CRITERIA, judge,
-          base_image=CLIENT_IMAGE)
+          base_image=CLIENT_IMAGE, images=(WEB_IMAGE,),
+          hidden={"port_published": only_the_web_port}, sealed_ready=True)
 
 
 def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
@@ -397,11 +457,9 @@ def self_check(answer: str | os.PathLike = ".") -> Report:
 
 
 def assert_publishes_only_the_web_port(answer: str | os.PathLike = ".") -> None:
-    """web publishes nginx's port 80 and nothing else: every published port is a door in."""
+    """web publishes nginx's port 80 and nothing else: the hidden test of port_published as an
+    assert (:func:`only_the_web_port`, which grading applies)."""
     report = grade(answer)
     assert report["port_published"].passed, "web's port 80 is not published on 8080."
-    published = report.details.get("published") or []
-    assert published == [WEB_PORT], (
-        f"web publishes {', '.join(published)}: only 80/tcp has a server behind it. The deck's "
-        "8080:8080 is the broken mapping; remove it rather than add the right one next to it. "
-        f"(Lesson {LESSON}: publishing ports.)")
+    verdict = only_the_web_port(report.details)
+    assert verdict.passed, verdict.feedback

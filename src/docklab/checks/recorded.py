@@ -12,6 +12,9 @@ import ast
 import json
 from pathlib import Path
 
+#: The text nbgrader leaves where a solution was taken out.
+PLACEHOLDER = "raise NotImplementedError"
+
 
 def notebook_literals(notebook: Path, names: tuple[str, ...]) -> tuple[dict, str]:
     """``{name: value}`` for the names assigned literal values in the notebook, or ({}, why not)."""
@@ -21,6 +24,7 @@ def notebook_literals(notebook: Path, names: tuple[str, ...]) -> tuple[dict, str
         return {}, (f"The notebook {Path(notebook).name} could not be read "
                     f"({exc.__class__.__name__}).")
     values: dict = {}
+    placeholder = False
     for cell in cells:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
@@ -28,6 +32,7 @@ def notebook_literals(notebook: Path, names: tuple[str, ...]) -> tuple[dict, str
         source = "".join(source) if isinstance(source, list) else str(source)
         if source.lstrip().startswith("%%"):
             continue
+        placeholder = placeholder or PLACEHOLDER in source
         code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line
                          for line in source.splitlines())
         try:
@@ -42,6 +47,10 @@ def notebook_literals(notebook: Path, names: tuple[str, ...]) -> tuple[dict, str
                 except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                     continue
     if not values:
-        return {}, (f"The notebook has no cell that sets {' and '.join(names)} to plain values "
-                    "(numbers, strings, lists and dicts of them).")
+        why = (f"The notebook has no cell that sets {' and '.join(names)} to plain values "
+               "(numbers, strings, lists and dicts of them).")
+        if placeholder:
+            why += (" Its answer cell still holds the placeholder `raise NotImplementedError()`: "
+                    "replace it with your answer.")
+        return {}, why
     return values, ""

@@ -23,7 +23,18 @@ note is added with ``docker exec``, the container is stopped and removed with ``
 a second container is run with the same configuration and asked for its notes; its mounts are
 read from ``docker inspect``; when both are gone, a helper container looks into the volume
 itself. Bind mounts are never mounted while grading: a configuration is untrusted, and a host
-folder is not what this lab asks for.
+folder is not what this lab asks for. The graded tests' hidden test (:func:`all_data_kept`) is
+judged from the start count the second container printed.
+
+**Graded on a sealed engine** (:mod:`docklab.grading`): the judge talks only to the engine it is
+given, so when a submission is graded, the app is built, its volumes created and its containers
+run in the submission's own rootless engine, never on the grading host; the configuration itself
+is only ever read as data. busybox is the one course image it uses: the app's recipe and the
+helper that looks into the volume use it by the ID the grader loaded (``FROM <id>``). A rootless
+engine on a cgroup v1 host has no cgroup controllers of its own (``CgroupDriver: none``), so the
+memory, pids and CPU limits given to each container are not enforced there: the sealed engine as
+a whole is bounded instead. Named volumes, ``docker rm -v`` and the image's ``VOLUME`` behave there
+as on any engine (the volumes live on the sealed engine's own data root, a tmpfs).
 
     from docklab.checks import volumes
     volumes.grade(".")
@@ -71,6 +82,7 @@ TOPICS = {
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
 _STARTS = re.compile(r"started (\d+) time")
+_FROM_BASE = re.compile(rf"^FROM\s+{BASE_IMAGE}(?::latest)?\s*$", re.MULTILINE | re.IGNORECASE)
 
 CRITERIA = [
     Criterion("config_valid", 1, "RUN is a run configuration of the lab's notes image",
@@ -210,11 +222,15 @@ def _data_mount(mounts):
 
 # -- running it ---------------------------------------------------------------------------------
 
-def _app_context(lab: Lab) -> io.BytesIO:
+def _app_context(lab: Lab, base_id: str) -> io.BytesIO:
+    """The notes app's recipe as a build context: app.Dockerfile as Dockerfile (FROM the course's
+    busybox by its ID), notes.sh."""
     buffer = io.BytesIO()
     with tarfile.open(mode="w", fileobj=buffer) as tar:
         for name, target in (("app.Dockerfile", "Dockerfile"), ("notes.sh", "notes.sh")):
             data = lab.lab_file(name).read_bytes()
+            if name == "app.Dockerfile":
+                data = _FROM_BASE.sub(f"FROM {base_id}", data.decode()).encode()
             info = tarfile.TarInfo(target)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
@@ -240,10 +256,11 @@ class Generation:
 class Runner:
     """Runs containers of one configuration in a sandbox, its named volumes renamed for grading."""
 
-    def __init__(self, sandbox: Sandbox, image_id: str, spec: RunSpec):
+    def __init__(self, sandbox: Sandbox, image_id: str, spec: RunSpec, helper_image: str):
         self.sandbox = sandbox
         self.image_id = image_id
         self.spec = spec
+        self.helper_image = helper_image    # the course's busybox, by ID
         self.volumes: dict[str, str] = {}   # the configuration's name → the graded volume
 
     def create_volumes(self) -> None:
@@ -318,7 +335,7 @@ class Runner:
         target = mount.get("Destination", DATA)
         try:
             helper = self.sandbox.client.containers.run(
-                BASE_IMAGE, ["cat", NOTES], detach=True, labels=self.sandbox.labels("container"),
+                self.helper_image, ["cat", NOTES], detach=True, labels=self.sandbox.labels("container"),
                 network_mode="none", mounts=[Mount(target, name, type="volume", read_only=True)],
                 **self.sandbox._container_limits())
         except docker.errors.APIError:
@@ -426,9 +443,8 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
 
 
 def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    client = sandbox.client
     try:
-        client.images.get(BASE_IMAGE)
+        base_id = sandbox.reference(BASE_IMAGE).id
     except docker.errors.ImageNotFound as exc:
         raise ImageError(f"The course image {BASE_IMAGE} is not on this engine, so the volumes "
                          "lab cannot be judged.", "Run `docklab images prepare`.") from exc
@@ -446,11 +462,11 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     verdicts["config_valid"] = (failed(" ".join(spec.problems)) if spec.problems
                                 else passed(f"notes with {', '.join(m.raw for m in spec.mounts)}"))
 
-    build = sandbox.build(_app_context(lab))
+    build = sandbox.build(_app_context(lab, base_id))
     if not build.ok:
         raise ImageError(f"The lab's notes app did not build: {build.error}",
                          "Check the engine (`docklab doctor`) and the course images.")
-    runner = Runner(sandbox, build.image_id, spec)
+    runner = Runner(sandbox, build.image_id, spec, base_id)
     runner.create_volumes()
     note = f"grader note {random.randint(100000, 999999)}"
     first = runner.generation(note)
@@ -465,8 +481,24 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     return verdicts
 
 
+def all_data_kept(details: dict) -> Verdict:
+    """All of the app's data survives, not only the notes: the second container counted its
+    second start (``/data/starts``), so the whole of /data is in the volume. The hidden test of
+    data_survives, from the start counts the judge recorded (``details["generations"]``)."""
+    generations = details.get("generations") or []
+    starts = generations[1].get("starts") if len(generations) > 1 else None
+    if starts == 2:
+        return passed("the second container counted its second start: all of /data was kept.")
+    return failed(
+        f"The second container says it started {starts} time(s), not 2: the notes survived, "
+        f"but not the rest of the app's data in {DATA} (its start counter). Mount the volume "
+        f"on {DATA} itself, the folder the app keeps everything in, not on a folder below it. "
+        f"(Lesson {LESSON}: anonymous volumes and VOLUME.)")
+
+
 LAB = Lab("volumes", "volumes: data that survives container replacement", CRITERIA, judge,
-          files=APP_FILES, base_image=BASE_IMAGE)
+          files=APP_FILES, base_image=BASE_IMAGE, hidden={"data_survives": all_data_kept},
+          sealed_ready=True)
 
 
 def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
@@ -481,17 +513,12 @@ def self_check(answer: str | os.PathLike = ".") -> Report:
 
 
 def assert_all_data_kept(answer: str | os.PathLike = ".") -> None:
-    """All of the app's data survives, not only the notes: the second container counts its
-    second start (``/data/starts``), so the whole of /data is in the volume."""
+    """All of the app's data survives, not only the notes: the hidden test of data_survives as
+    an assert (:func:`all_data_kept`, which grading applies)."""
     report = grade(answer)
-    generations = report.details.get("generations") or []
     assert report["data_survives"].passed, "The notes do not survive the container."
-    starts = generations[1].get("starts") if len(generations) > 1 else None
-    assert starts == 2, (
-        f"The second container says it started {starts} time(s), not 2: the notes survived, "
-        f"but not the rest of the app's data in {DATA} (its start counter). Mount the volume "
-        f"on {DATA} itself, the folder the app keeps everything in, not on a folder below it. "
-        f"(Lesson {LESSON}: anonymous volumes and VOLUME.)")
+    verdict = all_data_kept(report.details)
+    assert verdict.passed, verdict.feedback
 
 
 def try_it(answer: str | os.PathLike = ".") -> None:
@@ -520,8 +547,9 @@ def try_it(answer: str | os.PathLike = ".") -> None:
         spec = parse_run(run)
         for problem in spec.problems:
             print(problem)
-        build = sandbox.build(_app_context(LAB))
-        runner = Runner(sandbox, build.image_id, spec)
+        base_id = sandbox.reference(BASE_IMAGE).id
+        build = sandbox.build(_app_context(LAB, base_id))
+        runner = Runner(sandbox, build.image_id, spec, base_id)
         runner.create_volumes()
         shown = " ".join(f"-v {m.raw}" if m.kind != "tmpfs" else f"--tmpfs {m.target}"
                          for m in spec.mounts)
