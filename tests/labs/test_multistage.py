@@ -3,13 +3,17 @@
 The right answer (the solution's Dockerfile) passes every check; wrong ones lose the checks they
 break: one stage only, a final stage FROM debian:12 or FROM the build stage, a program linked
 dynamically on scratch, a shell-form ENTRYPOINT, a shell wrapper that splits its argument.
-The build stage is the lesson's, so the gcc layer comes from the build cache. Nothing is left behind.
+The build stage is the lesson's, so on the host engine the gcc layer comes from the build cache.
+The round trip grades on sealed engines (SealedJudge), which have no build cache: each graded build
+installs gcc through the allow-list proxy. No cell of a submission runs there, so a cheat gets
+nothing, and the same build spelled another way gets full marks. Nothing is left behind.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -109,6 +113,16 @@ def test_the_wrapper_passes_the_visible_checks_but_not_the_hidden_test(tmp_path)
     assert report.all_passed, report.table()
     with pytest.raises(AssertionError, match="one argument"):
         multistage.assert_greets_as_one_argument(folder)
+    # The same function, from the recorded details, is the hidden test when graded.
+    hidden = multistage.LAB.check(folder, hidden=True)
+    assert not hidden["takes_argument"].passed and hidden.score == 9
+    assert "one argument" in hidden["takes_argument"].feedback
+
+
+def test_build_feedback_speaks_of_this_lab(tmp_path):
+    report = multistage.LAB.check(answer(tmp_path / "no-y", edit(" -y ", " ")))
+    assert "apt-get install -y gcc libc6-dev" in report["builds"].feedback
+    assert "cowsay" not in report["builds"].feedback and "moby" not in report["builds"].feedback
 
 
 def test_a_changed_program_is_not_graded(tmp_path):
@@ -123,22 +137,47 @@ def test_checks_leave_nothing_labelled_behind(client):
     assert not any(left.values()), left
 
 
-# -- the nbgrader round trip --------------------------------------------------------------------
+# -- the nbgrader round trip (sealed) ------------------------------------------------------------
 
 def _dockerfile(text: str):
     return lambda notebook: set_cell(notebook, "dockerfile", "%%writefile Dockerfile\n" + text)
 
 
-# student → (edit, expected score out of 10)
+#: The same build spelled otherwise: another stage name, copied by number, one RUN that
+#: installs and compiles, busybox as the final base, the program elsewhere.
+OTHER = """FROM debian:12 AS compile
+COPY hello.c /tmp/
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \\
+ && gcc -static -O2 -o /opt/greet /tmp/hello.c
+FROM busybox:latest
+COPY --from=0 /opt/greet /bin/greet
+ENTRYPOINT ["/bin/greet"]
+"""
+#: A cheat in the answer cell: an object that answers every call, would the cell run.
+CHEAT = 'multistage = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()'
+#: A file an added cell would write on the grading host, would it run.
+PWNED = Path(f"/tmp/docklab-pwned-multistage-{uuid.uuid4().hex[:8]}")
+
+
+def _patches(notebook) -> None:
+    _dockerfile(WRAPPER)(notebook)
+    notebook.cells.insert(2, nbformat.v4.new_code_cell(
+        "from docklab.checks import base\n"
+        "base.Report.assert_passed = lambda *a, **k: None\n"
+        f"open({str(PWNED)!r}, 'w').write('x')\n"))
+
+
+# student → (edit, expected score out of 10). Each answer that builds installs gcc on a fresh
+# sealed engine: wrong answers that need no sealed engine to tell are tested above.
 STUDENTS = {
     "ada": (_dockerfile(GOOD), 10),
-    # the single-stage Dockerfile handed in as it was: multi_stage, small_image, no_compiler fail
-    "bo": (_dockerfile(SINGLE), 4),
     # a shell wrapper: the visible checks pass, the hidden test takes takes_argument's point
     "cy": (_dockerfile(WRAPPER), 9),
-    # the final stage FROM debian:12: too big
-    "di": (_dockerfile(WRONG["final_from_debian"][0]), 8),
     "eve": (None, 0),
+    "fay": (_dockerfile(OTHER), 10),
+    "mal": (lambda notebook: set_cell(notebook, "dockerfile", CHEAT), 0),
+    # cy's answer, and an added cell that would patch the checks and write on the host
+    "pat": (_patches, 9),
 }
 
 
@@ -147,20 +186,34 @@ def graded(tmp_path_factory):
     course = copy_course(tmp_path_factory.mktemp("course"), "multistage")
     learner = "roundtrip-" + tmp_path_factory.mktemp("id").name[-6:]
     mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)  # the kernels inherit it: their resources are ours
-    result = round_trip(course, "multistage", {s: e for s, (e, _) in STUDENTS.items()})
-    yield {**result, "course": course, "learner": learner}
-    mp.undo()
+    mp.setenv("DOCKLAB_LEARNER", learner)
+    try:
+        result = round_trip(course, "multistage", {s: e for s, (e, _) in STUDENTS.items()})
+        yield {**result, "course": course, "learner": learner}
+    finally:
+        mp.undo()
+        PWNED.unlink(missing_ok=True)
 
 
 def test_round_trip_scores(graded):
     for student, result in graded["results"].items():
         assert result["success"], f"{student}: {result.get('error') or result['log'][-2000:]}"
-    assert graded["scores"] == {s: float(score) for s, (_, score) in STUDENTS.items()}
+    assert graded["scores"] == {s: float(score) for s, (_, score) in STUDENTS.items()}, \
+        graded["cells"]
     assert graded["max_scores"] == {10.0}
     assert graded["cells"]["cy"]["test_takes_argument"] == 0
-    assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in multistage.CRITERIA}
-    print(f"multistage round trip: {graded['seconds']:.1f} s")
+    for student in ("ada", "fay"):
+        assert graded["cells"][student] == {f"test_{c.id}": c.points
+                                            for c in multistage.CRITERIA}
+    print(f"multistage round trip ({len(STUDENTS)} submissions): {graded['seconds']:.1f} s")
+
+
+def test_round_trip_runs_no_cell_of_a_submission(graded):
+    assert not PWNED.exists()
+    for student in ("mal", "pat"):
+        assert "Judging multistage" in graded["results"][student]["log"]
+    assert "no cell starting with %%writefile Dockerfile" in feedback_html(
+        graded["course"], "multistage", "mal")
 
 
 def test_round_trip_release_has_no_solution_or_hidden_test(graded):
@@ -172,11 +225,11 @@ def test_round_trip_release_has_no_solution_or_hidden_test(graded):
 def test_round_trip_feedback(graded):
     assert graded["feedback"]["success"], graded["feedback"].get("error")
     course = graded["course"]
-    assert "one stage (one FROM)" in feedback_html(course, "multistage", "bo")
     assert "one argument" in feedback_html(course, "multistage", "cy")
     assert "placeholder" in feedback_html(course, "multistage", "eve")
+    assert "COPY --from=0" in feedback_html(course, "multistage", "fay")
 
 
 def test_round_trip_leaves_nothing_behind(client, graded):
     left = labels.find_labelled(client, learner=graded["learner"])
-    assert not any(left.values()), left
+    assert not any(left.values()), left  # the sealed engines carry the learner's labels too

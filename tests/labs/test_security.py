@@ -2,13 +2,17 @@
 
 The right answer (the solution's Dockerfile and run.json) passes every check; wrong ones lose the
 checks they break: root, a writable root filesystem with default capabilities, a read-only root
-without the tmpfs the service needs, invalid or refused run options. Nothing is left behind.
+without the tmpfs the service needs, invalid or refused run options. The round trip grades on
+sealed engines (SealedJudge): no cell of a submission runs, so a cheat in an answer cell or an
+added cell gets nothing, and the same hardening spelled another way gets full marks. Nothing is
+left behind.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -78,6 +82,19 @@ def test_the_user_may_come_from_run_json_alone(tmp_path):
     assert report.all_passed, report.table()
     with pytest.raises(AssertionError, match="Not root in the first place"):
         security.assert_image_not_root(folder)
+    # The same function, from the recorded details, is the hidden test when graded.
+    hidden = security.LAB.check(folder, hidden=True)
+    assert not hidden["runs_non_root"].passed and hidden.score == 9
+    assert "Not root in the first place" in hidden["runs_non_root"].feedback
+
+
+def test_the_hidden_test_knows_users_by_name():
+    assert security.image_not_root({"image_user": "nobody", "image_uid": 65534}).passed
+    assert not security.image_not_root({"image_user": "toor", "image_uid": 0}).passed
+    assert not security.image_not_root({"image_user": "", "image_uid": 0}).passed
+    assert "does not know" in security.image_not_root(
+        {"image_user": "ghost", "image_uid": None}).feedback
+    assert security.image_not_root({}).feedback.startswith("Not judged")
 
 
 @pytest.mark.parametrize("name", WRONG)
@@ -118,6 +135,9 @@ def test_a_service_that_exits_gets_feedback_not_a_traceback(tmp_path):
 def test_parse_run_spec_refuses_what_would_undo_the_hardening():
     assert security.parse_run_spec(json.dumps(GOOD_SPEC))[0] == {
         **GOOD_SPEC, "cap_drop": ["ALL"], "cap_add": []}
+    # the source notebook's cell, nbgrader's solution lines and all (`nbgrader validate`)
+    marked = f"### BEGIN SOLUTION\n{json.dumps(GOOD_SPEC)}\n### END SOLUTION\n"
+    assert security.parse_run_spec(marked)[0] == security.parse_run_spec(json.dumps(GOOD_SPEC))[0]
     for spec in ({"cap_add": ["SYS_ADMIN"]}, {"security_opt": ["seccomp=unconfined"]},
                  {"tmpfs": {"../x": ""}}, {"network_mode": "host"}, [1, 2]):
         kwargs, why = security.parse_run_spec(json.dumps(spec))
@@ -132,7 +152,7 @@ def test_checks_leave_nothing_labelled_behind(client):
     assert not any(left.values()), left
 
 
-# -- the nbgrader round trip --------------------------------------------------------------------
+# -- the nbgrader round trip (sealed) ------------------------------------------------------------
 
 def _writes(dockerfile: str | None, spec: str | None):
     def edit(notebook) -> None:
@@ -144,6 +164,31 @@ def _writes(dockerfile: str | None, spec: str | None):
 
 
 GOOD_JSON = json.dumps(GOOD_SPEC, indent=2)
+#: The same hardening, spelled otherwise: a user by name (nobody, uid 65534 in the image's
+#: /etc/passwd), capability names in lower case, tmpfs as a list, no-new-privileges:true, no
+#: cap_add at all.
+OTHER_DOCKERFILE = ('FROM python:3.11-slim\nCOPY app.py /srv/app.py\nUSER nobody\n'
+                    'ENTRYPOINT ["python3"]\nCMD ["/srv/app.py"]\n')
+OTHER_JSON = json.dumps({"cap_drop": ["all"], "security_opt": ["no-new-privileges:true"],
+                         "tmpfs": ["/tmp:size=8m,mode=1777"], "read_only": True})
+#: A cheat in the answer cell: an object that answers every call, would the cell run.
+CHEAT = 'security = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()'
+#: A file an added cell would write on the grading host, would it run.
+PWNED = Path(f"/tmp/docklab-pwned-security-{uuid.uuid4().hex[:8]}")
+
+
+def _cheats(notebook) -> None:
+    set_cell(notebook, "dockerfile", CHEAT)
+
+
+def _patches(notebook) -> None:
+    _writes(GOOD_DOCKERFILE, "{}")(notebook)
+    notebook.cells.insert(2, nbformat.v4.new_code_cell(
+        "from docklab.checks import base\n"
+        "base.Report.assert_passed = lambda *a, **k: None\n"
+        f"open({str(PWNED)!r}, 'w').write('x')\n"))
+
+
 # student → (edit, expected score out of 11)
 STUDENTS = {
     "ada": (_writes(GOOD_DOCKERFILE, GOOD_JSON), 11),
@@ -155,6 +200,10 @@ STUDENTS = {
     "di": (_writes(GOOD_DOCKERFILE, json.dumps({k: v for k, v in GOOD_SPEC.items()
                                                 if k != "tmpfs"})), 8),
     "eve": (None, 0),
+    "fay": (_writes(OTHER_DOCKERFILE, OTHER_JSON), 11),
+    "mal": (_cheats, 0),
+    # bo's answer, and an added cell that would patch the checks and write on the host
+    "pat": (_patches, 5),
 }
 
 
@@ -163,20 +212,33 @@ def graded(tmp_path_factory):
     course = copy_course(tmp_path_factory.mktemp("course"), "security")
     learner = "roundtrip-" + tmp_path_factory.mktemp("id").name[-6:]
     mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)  # the kernels inherit it: their resources are ours
-    result = round_trip(course, "security", {s: edit for s, (edit, _) in STUDENTS.items()})
-    yield {**result, "course": course, "learner": learner}
-    mp.undo()
+    mp.setenv("DOCKLAB_LEARNER", learner)
+    try:
+        result = round_trip(course, "security", {s: edit for s, (edit, _) in STUDENTS.items()})
+        yield {**result, "course": course, "learner": learner}
+    finally:
+        mp.undo()
+        PWNED.unlink(missing_ok=True)
 
 
 def test_round_trip_scores(graded):
     for student, result in graded["results"].items():
         assert result["success"], f"{student}: {result.get('error') or result['log'][-2000:]}"
-    assert graded["scores"] == {s: float(score) for s, (_, score) in STUDENTS.items()}
+    assert graded["scores"] == {s: float(score) for s, (_, score) in STUDENTS.items()}, \
+        graded["cells"]
     assert graded["max_scores"] == {11.0}
     assert graded["cells"]["cy"]["test_runs_non_root"] == 0
-    assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in security.CRITERIA}
-    print(f"security round trip: {graded['seconds']:.1f} s")
+    for student in ("ada", "fay"):
+        assert graded["cells"][student] == {f"test_{c.id}": c.points for c in security.CRITERIA}
+    print(f"security round trip ({len(STUDENTS)} submissions): {graded['seconds']:.1f} s")
+
+
+def test_round_trip_runs_no_cell_of_a_submission(graded):
+    assert not PWNED.exists()
+    for student in ("mal", "pat"):
+        assert "Judging security" in graded["results"][student]["log"]
+    assert "no cell starting with %%writefile Dockerfile" in feedback_html(
+        graded["course"], "security", "mal")
 
 
 def test_round_trip_release_has_no_solution_or_hidden_test(graded):
@@ -191,8 +253,9 @@ def test_round_trip_feedback(graded):
     assert "ReadonlyRootfs is false" in feedback_html(course, "security", "bo")
     assert "Not root in the first place" in feedback_html(course, "security", "cy")
     assert "placeholder" in feedback_html(course, "security", "eve")
+    assert "uid 65534" in feedback_html(course, "security", "fay")
 
 
 def test_round_trip_leaves_nothing_behind(client, graded):
     left = labels.find_labelled(client, learner=graded["learner"])
-    assert not any(left.values()), left
+    assert not any(left.values()), left  # the sealed engines carry the learner's labels too

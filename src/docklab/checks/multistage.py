@@ -14,10 +14,24 @@ build's own steps (several ``FROM``, a ``COPY --from`` in the last stage) and th
 history (that ``COPY`` is one of its layers), the image's size, the files inside it (no ``gcc``,
 ``cc`` or ``/usr/lib/gcc``) and what the program prints with and without an argument.
 
-The build stage of the solution is the lesson's (09-multi-stage) step for step, so the layer that
-installs gcc is built once and then comes from the engine's build cache.
+The build stage of the solution is the lesson's (09-multi-stage) step for step, so on the learner's
+engine the layer that installs gcc is built once and then comes from the engine's build cache.
 
 Equivalent CLI: ``docklab check multistage <folder or notebook> [--json]``.
+
+Graded (``nbgrader autograde``), this runs on a sealed engine (:mod:`docklab.grading`): a fresh
+rootless dockerd holding debian:12 and busybox (the bases a final stage may use, with scratch),
+loaded by image ID; the judge talks only to ``sandbox.client`` and compares sizes with debian:12
+by that ID. That engine has no build cache, so every graded build installs gcc again, through
+the allow-list proxy to Debian's mirror (:data:`~docklab.grading.proxy.DEBIAN_MIRROR`, given to
+the build as http_proxy). Measured on a 2-core host: the solution's graded build takes 15-17 s
+and its whole judgement (engine start ~0.7 s, images loaded ~2.5 s, build, runs) 19-21 s, up to
+~40 s while the host is busy (load ~10), against a 0.2 s build from the learner engine's cache.
+Per-container memory and pids limits are discarded there (rootless dockerd on a cgroup v1 host
+runs without cgroups); this lab judges no limit, and the sandbox as a whole is bounded instead.
+
+Hidden test (when graded): ``takes_argument`` also needs a name with a space to reach the
+program as one argument (:func:`greets_as_one_argument`, from what the judge recorded).
 """
 
 from __future__ import annotations
@@ -29,10 +43,14 @@ import docker.errors
 import requests.exceptions
 
 from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.feedback import BuildLab, build_failed
 from docklab.checks.sandbox import BuildResult, RunResult, Sandbox
 from docklab.errors import ImageError
+from docklab.grading.proxy import DEBIAN_MIRROR
 
 BASE_IMAGE = "debian:12"
+#: The small base a final stage may start FROM (besides scratch): a course image.
+SMALL_IMAGE = "busybox"
 SOURCE = "hello.c"
 MAX_BYTES = 20 * 1000 * 1000
 DEFAULT_NAME = "multi-stage"
@@ -50,6 +68,9 @@ COMPILER_PATHS = ("/usr/bin/gcc", "/usr/bin/cc", "/usr/bin/x86_64-linux-gnu-gcc-
                   "/usr/libexec/gcc")
 #: A name the hidden test greets, with a space (it must reach the program as one argument).
 PROBE_NAME = "Docklab grader"
+#: The words of this lab's build feedback.
+BUILD = BuildLab(base=BASE_IMAGE, files=(SOURCE,), packages="gcc libc6-dev",
+                 images=(BASE_IMAGE, SMALL_IMAGE), hosts=DEBIAN_MIRROR)
 
 CRITERIA = [
     Criterion("builds", 1, "the Dockerfile builds into an image", needs_image=False),
@@ -145,9 +166,10 @@ def _verdict_compiler(found: list[str], why: str) -> Verdict:
 
 def _run_problem(run: RunResult, limits) -> str:
     if "no such file or directory" in (run.error + run.output).lower():
-        return (f"did not start: {(run.error or run.output).strip()[:300]}. The program (or, if it is not static, the C "
-                "library it needs) is not where ENTRYPOINT says in the final image. Build it with "
-                "-static for FROM scratch, and check the path in COPY --from and ENTRYPOINT.")
+        return (f"did not start: {(run.error or run.output).strip()[:300]}. The program (or, if "
+                "it is not static, the C library it needs) is not where ENTRYPOINT says in the "
+                "final image. Build it with -static for FROM scratch, and check the path in "
+                "COPY --from and ENTRYPOINT.")
     if run.error:
         return f"did not start: {run.error}."
     if run.timed_out:
@@ -185,8 +207,6 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
 
 
 def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    from docklab.checks import mobysay  # the build feedback is the same for every Dockerfile lab
-
     client = sandbox.client
     limits = sandbox.limits
     verdicts: dict[str, Verdict] = {}
@@ -210,15 +230,17 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
         verdicts.update(not_judged(lab, "the program is not the lab's."))
         return verdicts
     try:
-        base = client.images.get(BASE_IMAGE)
+        base = sandbox.reference(BASE_IMAGE)  # by its recorded ID: a build could move the tag
     except docker.errors.ImageNotFound as exc:
         raise ImageError(f"The course image {BASE_IMAGE} is not on this engine, so the "
-                         "multi-stage lab cannot be judged.", "Run `docklab images prepare`.") from exc
+                         "multi-stage lab cannot be judged.",
+                         "Run `docklab images prepare`.") from exc
 
     build = sandbox.build(answer.tar())
     if not build.ok:
-        feedback = mobysay._build_feedback(answer, build, limits)
-        feedback = feedback.replace("moby.cow", SOURCE).replace("cowsay", "gcc")
+        feedback = build_failed(build, limits, BUILD)
+        if answer.problems:
+            feedback = " ".join(answer.problems) + " " + feedback
         verdicts["builds"] = failed(feedback)
         verdicts.update(not_judged(lab, "the image did not build, so there is nothing to "
                                    "inspect or run."))
@@ -241,8 +263,23 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     return verdicts
 
 
+def greets_as_one_argument(details: dict) -> Verdict:
+    """A name with a space reached the program as one argument (no shell split it): the hidden
+    test of ``takes_argument``, from the run the judge recorded."""
+    if PROBE_NAME not in (details.get("greeted") or {}):
+        return failed(f"Not judged: `docker run <image> {PROBE_NAME!r}` was not run.")
+    said = details["greeted"][PROBE_NAME].strip()
+    if said != expected(PROBE_NAME):
+        return failed(f"`docker run <image> {PROBE_NAME!r}` printed {said[:300]!r}, not "
+                      f"{expected(PROBE_NAME)!r}: the name must reach the program as one "
+                      "argument, which the exec form ENTRYPOINT [\"/path/to/hello\"] does and a "
+                      f"shell in between does not. (Lesson {LESSON}: {TOPICS['takes_argument']}.)")
+    return passed(f"{PROBE_NAME!r} reached the program as one argument.")
+
+
 LAB = Lab("multistage", "multi-stage: the program without its compiler", CRITERIA, judge,
-          files=(SOURCE,), base_image=BASE_IMAGE)
+          files=(SOURCE,), base_image=BASE_IMAGE, images=(SMALL_IMAGE,), network=DEBIAN_MIRROR,
+          hidden={"takes_argument": greets_as_one_argument}, sealed_ready=True)
 
 
 def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
@@ -261,11 +298,8 @@ def self_check(answer: str | os.PathLike = ".") -> Report:
 
 def assert_greets_as_one_argument(answer: str | os.PathLike = ".") -> None:
     """A name with a space reaches the program as one argument (no shell in between)."""
-    report = grade(answer)
-    said = (report.details.get("greeted") or {}).get(PROBE_NAME, "")
-    assert said.strip() == expected(PROBE_NAME), (
-        f"`docker run <image> {PROBE_NAME!r}` printed {said.strip()!r}, not "
-        f"{expected(PROBE_NAME)!r}: the name must reach the program as one argument.")
+    verdict = greets_as_one_argument(grade(answer).details)
+    assert verdict.passed, verdict.feedback
 
 
 def try_it(answer: str | os.PathLike = ".") -> None:

@@ -27,11 +27,33 @@ limits) on an internal network of its own, then
   Tmpfs, User);
 - from inside: the service process's ``/proc/1/status`` (Uid, CapEff, CapBnd, NoNewPrivs), a write
   to ``/`` (which must fail) and ``/proc/mounts`` (``/tmp`` a tmpfs);
-- the service is asked for ``/`` twice by a helper container on that network (``wget``): it must
-  greet, and count to 2 (so it could write its counter).
+- the service is asked for ``/`` twice by a helper container (python:3.11-slim) on that network: it
+  must greet, and count to 2 (so it could write its counter).
 
 Everything is labelled and removed afterwards. Equivalent CLI: ``docklab check security <folder or
 notebook> [--json]``.
+
+Graded (``nbgrader autograde``), this runs on a sealed engine (:mod:`docklab.grading`): a rootless
+dockerd with python:3.11-slim loaded by its image ID and no network (the build needs none). The
+judge talks only to ``sandbox.client``; the service and the probe are containers of that engine.
+What a rootless engine changes, and how it is judged there:
+
+- **user, capabilities, no-new-privileges, read-only root, tmpfs** are the container's own and show
+  as on any engine: in ``docker inspect`` (User, CapDrop/CapAdd, SecurityOpt, ReadonlyRootfs,
+  Tmpfs) and in the service's ``/proc/1/status`` (Uid, CapEff, CapBnd, NoNewPrivs), read in the
+  container's own user namespace, so uid 10001 reads 10001. The write to ``/`` is tried as uid 0
+  of the container (``exec --user 0``): a non-root user cannot write to ``/`` even when it is
+  writable, so only root's failed write shows that the filesystem itself is read-only.
+- **memory and pids limits** of the service's container are discarded (rootless dockerd on this
+  cgroup v1 host runs without cgroups); the lab does not ask for them, and the sandbox as a whole
+  is bounded instead (:class:`~docklab.grading.sealed.SealedLimits`).
+- **ports**: none is published (a published port would bind inside the engine's own namespace,
+  not on a host): a helper container asks the service on an internal network of their own, by
+  name, on any engine.
+
+Hidden test (when graded): ``runs_non_root`` also needs the image's own USER not to be root
+(:func:`image_not_root`, from what the judge recorded), so that the image is safe without this
+lab's run options.
 """
 
 from __future__ import annotations
@@ -47,6 +69,7 @@ import docker.errors
 import requests.exceptions
 
 from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.feedback import BuildLab, build_failed
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
 
@@ -72,6 +95,9 @@ ADDABLE = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "NET_BIND_SERV
            "SETPCAP", "FSETID", "AUDIT_WRITE", "MKNOD", "NET_RAW", "SYS_CHROOT", "SETFCAP"}
 NO_NEW_PRIVILEGES = {"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"}
 _CAP = re.compile(r"^(CAP_)?[A-Z_]{2,32}$")
+#: The words of this lab's build feedback: it installs nothing and needs no network.
+BUILD = BuildLab(base=BASE_IMAGE, files=(APP,))
+_SOLUTION_MARK = re.compile(r"^[ \t]*### (?:BEGIN|END) SOLUTION[ \t]*$", re.MULTILINE)
 _TMPFS_OPTION = re.compile(r"^(size=\d+[kmg]?|mode=[0-7]{3,4}|uid=\d+|gid=\d+|noexec|exec|"
                            r"nosuid|suid|nodev|dev|rw|ro)$")
 
@@ -122,6 +148,9 @@ def parse_run_spec(text: str) -> tuple[dict | None, str]:
     if "raise NotImplementedError" in text:
         return None, (f"{RUN_SPEC} still holds the placeholder `raise NotImplementedError()`: "
                       "replace it with your JSON object of run options.")
+    # The lab's source notebook marks its answer with nbgrader's solution lines, which are no
+    # JSON: without them, the source's own run.json is valid (`nbgrader validate` of the source).
+    text = _SOLUTION_MARK.sub("", text)
     try:
         spec = json.loads(text)
     except ValueError as exc:
@@ -219,9 +248,10 @@ def _status(text: str) -> dict[str, str]:
     return fields
 
 
-def _exec(container, command: list[str]) -> tuple[int | None, str]:
+def _exec(container, command: list[str], user: str = "") -> tuple[int | None, str]:
     try:
-        code, output = container.exec_run(command, stdout=True, stderr=True, demux=False)
+        code, output = container.exec_run(command, stdout=True, stderr=True, demux=False,
+                                          user=user)
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         return None, str(exc)
     return code, (output or b"")[:64 * 1024].decode("utf-8", "replace")
@@ -268,8 +298,10 @@ def _probe(sandbox: Sandbox, network: str, host: str) -> tuple[list[str], str]:
     """Ask the service for / twice from a helper container on its network → (answers, error)."""
     limits = sandbox.limits
     try:
+        # By the ID recorded for the course image: the answer's build could have moved its tag.
         helper = sandbox.client.containers.run(
-            PROBE_IMAGE, ["python", "-c", _PROBE, f"http://{host}:{PORT}/"], detach=True,
+            sandbox.reference(PROBE_IMAGE).id, ["python", "-c", _PROBE, f"http://{host}:{PORT}/"],
+            detach=True,
             network=network, labels=sandbox.labels("container"),
             **sandbox._container_limits())
     except docker.errors.APIError as exc:
@@ -320,8 +352,10 @@ def _observe(sandbox: Sandbox, image_id: str, kwargs: dict) -> dict:
     if seen["state"].get("Running"):
         code, text = _exec(container, ["cat", "/proc/1/status"])
         seen["status"] = _status(text) if code == 0 else {}
+        # As root of the container: a non-root user cannot write to / even when it is writable.
         probe = f"/.docklab-probe-{int(time.time())}"
-        code, text = _exec(container, ["sh", "-c", f"echo x > {probe} && rm -f {probe}"])
+        code, text = _exec(container, ["sh", "-c", f"echo x > {probe} && rm -f {probe}"],
+                           user="0")
         seen["root_write"] = (code, text.strip())
         code, text = _exec(container, ["cat", "/proc/mounts"])
         seen["mounts"] = text if code == 0 else ""
@@ -449,8 +483,6 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
 
 
 def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    from docklab.checks import mobysay  # the build feedback is the same for every Dockerfile lab
-
     client = sandbox.client
     verdicts: dict[str, Verdict] = {}
     if answer.dockerfile is None:
@@ -473,17 +505,18 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
             "handed out with the lab, so keep app.py next to the Dockerfile, unchanged.")
         verdicts.update(not_judged(lab, "the service is not the lab's."))
         return verdicts
-    for image in (BASE_IMAGE,):
+    for image in dict.fromkeys((BASE_IMAGE, PROBE_IMAGE)):
         try:
-            client.images.get(image)
+            sandbox.reference(image)
         except docker.errors.ImageNotFound as exc:
             raise ImageError(f"The course image {image} is not on this engine, so the security "
                              "lab cannot be judged.", "Run `docklab images prepare`.") from exc
 
     build = sandbox.build(answer.tar())
     if not build.ok:
-        feedback = mobysay._build_feedback(answer, build, sandbox.limits)
-        feedback = feedback.replace("moby.cow", "app.py")
+        feedback = build_failed(build, sandbox.limits, BUILD)
+        if answer.problems:
+            feedback = " ".join(answer.problems) + " " + feedback
         verdicts["builds"] = failed(feedback)
         verdicts.update(not_judged(lab, "the image did not build, so there is nothing to run."))
         sandbox.details["build_log_tail"] = build.log[-4000:]
@@ -492,6 +525,7 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     image = client.images.get(build.image_id)
     image_user = (image.attrs.get("Config") or {}).get("User") or ""
     sandbox.details["image_user"] = image_user
+    sandbox.details["image_uid"] = _image_uid(sandbox, build.image_id, image_user)
 
     text, why = run_spec_text(answer)
     kwargs, problem = parse_run_spec(text) if text is not None else (None, why)
@@ -503,7 +537,6 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     seen = _observe(sandbox, build.image_id, kwargs)
     seen["user_from_spec"] = "user" in kwargs
     sandbox.details["answers"] = seen.get("answers") or []
-    sandbox.details["image_user_uid0"] = _image_user_is_root(image_user)
     if not seen["started"]:
         verdicts.update(not_judged(lab, f"the engine did not start the container: "
                                    f"{seen.get('error')}", skip=("builds",)))
@@ -527,8 +560,44 @@ def _image_user_is_root(user: str) -> bool:
     return user.split(":")[0] in ("", "0", "root")
 
 
+def _image_uid(sandbox: Sandbox, image_id: str, user: str) -> int | None:
+    """The uid the image's USER stands for (its /etc/passwd names it), or None when unknown."""
+    name = user.split(":")[0]
+    if not name:
+        return 0
+    if name.isdigit():
+        return int(name)
+    data, _ = sandbox.read_file(image_id, "/etc/passwd")
+    for line in (data or b"").decode("utf-8", "replace").splitlines():
+        fields = line.split(":")
+        if len(fields) > 2 and fields[0] == name and fields[2].isdigit():
+            return int(fields[2])
+    return None
+
+
+def image_not_root(details: dict) -> Verdict:
+    """The image's own USER is not root, so a container started without the lab's run options
+    is not root either: the hidden test of ``runs_non_root``, from what the judge recorded."""
+    if "image_user" not in details:
+        return failed("Not judged: the image did not build.")
+    user = details["image_user"]
+    uid = details.get("image_uid")
+    topic = f"(Lesson {LESSON}, {TOPICS['runs_non_root']}.)"
+    if uid is None and not _image_user_is_root(user):
+        return failed(f"The image's USER is {user!r}, a name its /etc/passwd does not know: a "
+                      "container started without your run options would not start. Use a uid, "
+                      f"e.g. USER 10001. {topic}")
+    if uid == 0 or _image_user_is_root(user):
+        shown = f"{user!r}, which is root" if user else "root (no USER)"
+        return failed(f"The image's own user is {shown}: a container started without your run "
+                      "options would run as root. Put USER 10001 in the Dockerfile, so that the "
+                      f"image is safe wherever it runs. {topic}")
+    return passed(f"the image's own USER is {user} (uid {uid}).")
+
+
 LAB = Lab("security", "security: a hardened service that still works", CRITERIA, judge,
-          files=(APP,), base_image=BASE_IMAGE)
+          files=(APP,), base_image=BASE_IMAGE, images=(PROBE_IMAGE,),
+          hidden={"runs_non_root": image_not_root}, sealed_ready=True)
 
 
 def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
@@ -547,13 +616,8 @@ def self_check(answer: str | os.PathLike = ".") -> Report:
 
 def assert_image_not_root(answer: str | os.PathLike = ".") -> None:
     """The image itself names a non-root USER, so every container started from it is not root."""
-    report = grade(answer)
-    assert report["builds"].passed, "The image did not build."
-    user = report.details.get("image_user", "")
-    assert not _image_user_is_root(user), (
-        f"The image's own user is {user or 'root (no USER)'}: a container started without your "
-        "run options would run as root. Put USER 10001 in the Dockerfile, so that the image is "
-        "safe wherever it runs (Lesson 06-security, 5. Not root in the first place).")
+    verdict = image_not_root(grade(answer).details)
+    assert verdict.passed, verdict.feedback
 
 
 def try_it(answer: str | os.PathLike = ".") -> None:
