@@ -250,19 +250,23 @@ def test_docklab_grade_judges_a_class_in_parallel(tmp_path, learner_env):
     release = course / "release" / "mobysay"
     answers = {"ann": GOOD, "ben": GOOD.replace('ENTRYPOINT ["cowsay", "-f", "moby.cow"]',
                                                  "ENTRYPOINT cowsay -f moby.cow"),
-               "cid": None}
+               "cid": None, "dan": "FROM debian:12\n"}
     for student, dockerfile in answers.items():
         target = course / "submitted" / student / "mobysay"
         shutil.copytree(release, target)
         notebook = nbformat.read(target / "mobysay.ipynb", as_version=4)
         if dockerfile is not None:
             set_cell(notebook, "dockerfile", "%%writefile Dockerfile\n" + dockerfile)
+        if student == "dan":  # the patch that gave 7/10 under nbgrader's own autograde
+            _added_cell(notebook, "from docklab.checks import base\n"
+                                  "base.Report.assert_passed = lambda *a, **k: None")
         nbformat.write(notebook, target / "mobysay.ipynb")
     out = run_docklab("grade", "mobysay", "--parallel", "2", "--course", str(course), "--json",
                       timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     results = {row["student"]: row for row in json.loads(out.stdout)}
-    assert {s: r["score"] for s, r in results.items()} == {"ann": 10, "ben": 6, "cid": 0}
+    assert {s: r["score"] for s, r in results.items()} == {"ann": 10, "ben": 6, "cid": 0,
+                                                              "dan": 2}
     assert "entrypoint_exec_form" in results["ben"]["failed"]
     assert "grading mobysay" in out.stderr  # the progress bar
     table = run_docklab("grade", "mobysay", "--course", str(course), "--student", "ann",
