@@ -5,12 +5,19 @@ Wrong files are the mistakes 05-compose warns about (a version: key, db on the f
 networks at all, an anonymous volume, a volume not declared, app off the backend, redis saving
 outside its volume) and files grading must not run (a bind mount, privileged, not YAML). Each gets
 a score and feedback; every project is taken down and nothing labelled is left behind.
+
+The round trip is `nbgrader autograde` with the sealed judge: `docker compose` runs in a container
+of docklab/compose inside a sealed engine of its own. A file that interpolates ${HOME}, ${PATH} and
+a secret of the grading process, or asks for it with `environment: [NAME]`, gets none of the
+host's values into any container; `env_file: /proc/self/environ` is not run; cheats score 0.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +25,7 @@ import pytest
 
 from docklab import labels
 from docklab.checks import compose
+from docklab.grading.judge import judge_file
 from tests.conftest import run_docklab
 from tests.labs.roundtrip import copy_course, feedback_html, round_trip, set_cell
 
@@ -52,6 +60,33 @@ def edit(old: str, new: str, text: str = GOOD) -> str:
     return text.replace(old, new)
 
 
+#: The same project in other words: long syntax, tags with :latest, a command as a string.
+OTHER_SPELLING = """name: my-shop
+services:
+  db:
+    image: redis:latest
+    networks:
+      backend: {}
+    volumes:
+      - type: volume
+        source: redis-store
+        target: /data
+  app:
+    image: busybox:latest
+    command: sleep infinity
+    depends_on:
+      db:
+        condition: service_started
+    networks:
+      frontend:
+      backend:
+networks:
+  frontend: {driver: bridge}
+  backend: {driver: bridge}
+volumes:
+  redis-store: {}
+"""
+
 NO_VOLUME = edit("    volumes:\n      - db-data:/data\n", "").replace(
     "\nvolumes:\n  db-data:\n", "")
 
@@ -67,6 +102,7 @@ ANSWERS = {
     "anonymous_volume": (NO_VOLUME, {"named_volume"}, "anonymous volume"),
     "app_off_the_backend": (edit("networks: [frontend, backend]", "networks: [frontend]"),
                             {"db_backend_only", "app_reaches_db"}, "joins both"),
+    "other_spelling": (OTHER_SPELLING, set(), ""),
     "redis_saves_elsewhere": (edit("    image: redis\n",
                                    '    image: redis\n    command: ["redis-server", "--dir", '
                                    '"/tmp"]\n'), set(), ""),
@@ -83,7 +119,7 @@ ANSWERS = {
 
 @pytest.fixture(scope="module")
 def reports(client, tmp_path_factory):
-    learner = "test-compose-" + tmp_path_factory.mktemp("id").name[-6:]
+    learner = f"test-compose-{uuid.uuid4().hex[:8]}"
     mp = pytest.MonkeyPatch()
     mp.setenv("DOCKLAB_LEARNER", learner)
     root = tmp_path_factory.mktemp("answers")
@@ -163,9 +199,43 @@ def _submission(text: str):
     return write
 
 
+SECRET_NAME = f"DOCKLAB_HOST_SECRET_{uuid.uuid4().hex[:8].upper()}"
+SECRET_VALUE = f"s3cret-{uuid.uuid4().hex}"
+#: Put on the grading process's PATH while grading: it must not show up in any container.
+PATH_MARK = f"/nowhere-{uuid.uuid4().hex[:8]}"
+#: Asks for the grading process's environment, by interpolation and by name; otherwise right.
+HOST_VARIABLES = edit('    command: ["sleep", "infinity"]\n', f"""    command: ["sleep", "infinity"]
+    environment:
+      - WHERE=${{HOME}}:${{PATH}}
+      - SECRET_TOO=${{{SECRET_NAME}}}
+      - {SECRET_NAME}
+""")
+#: The grading process's whole environment as an env file.
+ENV_FILE = edit('    command: ["sleep", "infinity"]\n',
+                '    command: ["sleep", "infinity"]\n    env_file: /proc/self/environ\n')
+CHEAT_OBJECT = 'compose = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()'
+
+
+def _patch_the_checks(notebook) -> None:
+    """Hands in the placeholder, plus a cell that makes every graded test pass when executed."""
+    import nbformat
+
+    notebook.cells.insert(4, nbformat.v4.new_code_cell(
+        "from docklab.checks import base\nbase.Report.assert_passed = lambda *a, **k: None\n"))
+
+
 # student → (submission, expected score out of 9)
 STUDENTS = {
     "ada": (_submission(GOOD), 9),
+    # the same project spelled otherwise
+    "flo": (_submission(OTHER_SPELLING), 9),
+    # asks for the host's environment: gets the compose container's, and is otherwise right
+    "gus": (_submission(HOST_VARIABLES), 9),
+    # env_file is not run (compose_valid says so); no version: key
+    "hal": (_submission(ENV_FILE), 1),
+    # cheats: an answer cell that answers everything; a cell that patches the checks
+    "ivy": (lambda notebook: set_cell(notebook, "compose-file", CHEAT_OBJECT), 0),
+    "jo": (_patch_the_checks, 0),
     # a version: key and db on both networks
     "bo": (_submission('version: "3.8"\n' + ANSWERS["db_on_both_networks"][0]), 5),
     # redis saves in /tmp: the visible checks pass, the hidden down/up test takes named_volume
@@ -178,9 +248,11 @@ STUDENTS = {
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    learner = "roundtrip-cmp-" + tmp_path_factory.mktemp("id").name[-6:]
+    learner = f"roundtrip-cmp-{uuid.uuid4().hex[:8]}"
     mp = pytest.MonkeyPatch()
     mp.setenv("DOCKLAB_LEARNER", learner)  # the kernels inherit it: their resources are ours
+    mp.setenv(SECRET_NAME, SECRET_VALUE)
+    mp.setenv("PATH", f"{PATH_MARK}:{os.environ['PATH']}")
     course = copy_course(tmp_path_factory.mktemp("course"), "compose")
     result = round_trip(course, "compose", {s: edit for s, (edit, _) in STUDENTS.items()})
     mp.undo()
@@ -195,11 +267,41 @@ def test_round_trip_release_hides_the_hidden_tests(graded):
 
 def test_round_trip_autogrades_to_the_expected_scores(graded):
     for student, result in graded["results"].items():
-        assert result["success"], f"{student}: {result.get('error') or result['log'][-2000:]}"
+        assert result["success"], f"{student}: {result['log'][-3000:]}"
     assert graded["scores"] == {s: float(score) for s, (_, score) in STUDENTS.items()}
     assert graded["max_scores"] == {9.0}
     assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in compose.CRITERIA}
     assert graded["cells"]["cy"]["test_named_volume"] == 0
+    print(f"compose round trip ({len(STUDENTS)} students): {graded['seconds']:.1f} s")
+
+
+def _report(graded, student: str):
+    """The sealed judge's report on a student's submission (kept by the judge: not re-judged)."""
+    notebook = graded["course"] / "submitted" / student / "compose" / "compose.ipynb"
+    return judge_file("compose", notebook)
+
+
+def test_round_trip_judged_in_a_sealed_engine(graded):
+    report = _report(graded, "ada")
+    assert report.details["sealed"]["engine_start_seconds"] > 0
+    assert report.details["data_survives"] is True
+
+
+def test_round_trip_no_host_value_reaches_a_container(graded):
+    report = _report(graded, "gus")
+    environments = report.details["container_env"]
+    assert set(environments) == {"app", "db"}
+    everything = "\n".join(line for lines in environments.values() for line in lines)
+    assert SECRET_VALUE not in everything and PATH_MARK not in everything
+    where = next(line for line in environments["app"] if line.startswith("WHERE="))
+    home, _, path = where.removeprefix("WHERE=").partition(":")
+    assert home == "/tmp" and os.environ["HOME"] not in where  # the compose container's HOME
+    assert path and "/nowhere-" not in path
+    assert "SECRET_TOO=" in everything and f"SECRET_TOO={SECRET_VALUE}" not in everything
+    assert f"{SECRET_NAME}=" not in everything  # unset where compose ran: not passed on
+    refused = _report(graded, "hal")
+    assert "env_file" in refused["compose_valid"].feedback
+    assert "container_env" not in refused.details  # nothing of that file was run
 
 
 def test_round_trip_feedback_says_what_to_fix(graded):
@@ -209,6 +311,7 @@ def test_round_trip_feedback_says_what_to_fix(graded):
     assert "down keeps named volumes" in html["cy"]
     assert "undefined volume" in html["di"]
     assert "placeholder" in html["eve"]
+    assert SECRET_VALUE not in html["gus"] and SECRET_VALUE not in html["hal"]
 
 
 def test_round_trip_leaves_nothing_labelled_behind(client, graded):

@@ -14,9 +14,15 @@ The learner writes ``compose.yaml`` (the notebook's ``%%writefile compose.yaml``
 
 How it is judged: the file is parsed as YAML (for ``version:``) and by the Compose v2 binary
 (``docker compose config``); then it is **run**: the services, networks and volumes the lab asks
-for are copied into a file of the grading run's own, with limits (memory, pids, CPU) and the course
-labels on everything, and ``docker compose -p <unique project> up -d`` starts it. Anything else
-(bind mounts, host ports, privileges, builds, other images) is not run: the file is untrusted. The
+for are copied into a file of the grading run's own, with limits (memory, pids, CPU), the course
+images by the IDs the judge recorded and the course labels on everything, and ``docker compose -p
+<unique project> up -d`` starts it. Anything else (bind mounts, host ports, privileges, builds,
+other images, env files) is not run: the file is untrusted. Every ``docker compose`` command runs
+**inside the engine being judged**, in a container of the course image ``docklab/compose``
+(:mod:`docklab.checks.inside`: not root on a sealed engine, read-only, no capabilities, no network,
+that engine's socket as its only engine, an environment of HOME=/tmp and the image's PATH): what the
+file interpolates (``${HOME}``) or takes from the environment (``environment: [NAME]``) comes from
+that container, never from the grading host. The
 engine's state then says which networks each container is on and what is mounted on the db's
 /data; ``docker exec`` in app asks db for a PONG over the network; a probe container on the
 frontend network alone tries to reach db; a value written to redis must survive ``docker compose
@@ -32,19 +38,23 @@ import os
 import random
 import re
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import docker.errors
 import requests.exceptions
 
+from docklab.checks import inside
 from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
 
 FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 IMAGES = {"app": "busybox", "db": "redis"}
+#: The Compose v2 binary, run inside the judged engine.
+COMPOSE_IMAGE = "docklab/compose"
+#: A compose file reaches the compose container in an environment variable (read-only root).
+FILE_BYTES = 100_000
 SERVICE_KEYS = {"image", "command", "networks", "volumes", "environment", "depends_on",
                 "restart", "labels", "expose", "healthcheck", "ports"}
 NETWORK_KEYS = {"driver", "internal", "labels", "name", "attachable", "ipam",
@@ -103,16 +113,48 @@ def compose_text(answer) -> tuple[str | None, str]:
                   "compose.yaml cell, which writes it next to the notebook.")
 
 
-def _compose(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
-    from docklab.compose import compose_binary
+class _ComposeTool:
+    """A container of ``docklab/compose`` on the judged engine; ``docker compose`` runs in it.
 
-    try:
-        return subprocess.run([str(compose_binary()), *args], check=False, cwd=cwd,
-                              capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                              env={**os.environ, "COMPOSE_PROJECT_NAME": ""})
-    except subprocess.TimeoutExpired as exc:
-        return subprocess.CompletedProcess(exc.cmd, 124, "", f"timed out after {timeout:.0f} s")
+    Each command is a ``docker exec`` of the binary (under busybox's ``timeout``) in /tmp, its
+    files written there first. Its environment is the container's: HOME=/tmp, PATH, HOSTNAME.
+    """
+
+    def __init__(self, sandbox: Sandbox):
+        self.sandbox = sandbox
+        self.container = None
+
+    def __enter__(self) -> _ComposeTool:  # noqa: PYI034
+        client = self.sandbox.client
+        image = self.sandbox.reference(COMPOSE_IMAGE).id
+        self.container = client.containers.create(
+            image, ["3600"], entrypoint=["sleep"], **inside.tool_options(self.sandbox))
+        self.container.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.container is not None:
+            self.sandbox._force_remove(self.container.id)
+            self.container = None
+
+    def write(self, name: str, text: str) -> bool:
+        result = self.container.exec_run(
+            ["sh", "-c", 'printf "%s" "$DOCKLAB_FILE" > "$1"', "sh", f"/tmp/{name}"],
+            environment={"DOCKLAB_FILE": text})
+        return result.exit_code == 0
+
+    def run(self, args: list[str], timeout: float) -> subprocess.CompletedProcess:
+        argv = ["timeout", str(int(timeout)), "docker-compose", *args]
+        started = time.monotonic()
+        try:
+            result = self.container.exec_run(argv, workdir="/tmp", demux=True)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            return subprocess.CompletedProcess(argv, 125, "", f"docker compose did not run: {exc}")
+        out, err = (part.decode("utf-8", "replace") if part else "" for part in result.output)
+        code = result.exit_code
+        if code in (124, 143) and time.monotonic() - started >= timeout - 1:
+            err = f"{err}\ntimed out after {timeout:.0f} s".lstrip()
+        return subprocess.CompletedProcess(argv, code, out, err)
 
 
 def _problems(config: dict) -> list[str]:
@@ -162,6 +204,9 @@ def _runnable(config: dict, sandbox: Sandbox) -> dict:
     for name, service in (config.get("services") or {}).items():
         kept = {k: service[k] for k in ("image", "command", "environment", "depends_on")
                 if k in service}
+        # The course image by the ID the judge recorded (a tag in the engine may be moved).
+        image = str(service.get("image", "")).removesuffix(":latest")
+        kept["image"] = sandbox.reference(IMAGES.get(name) or image).id
         if "networks" in service:
             kept["networks"] = {net: ({"aliases": [a for a in (opts or {}).get("aliases", [])
                                                    if isinstance(a, str)]}
@@ -185,14 +230,14 @@ def _runnable(config: dict, sandbox: Sandbox) -> dict:
 # -- running it ---------------------------------------------------------------------------------
 
 class _Project:
-    def __init__(self, sandbox: Sandbox, workdir: Path):
+    def __init__(self, sandbox: Sandbox, tool: _ComposeTool):
         self.sandbox = sandbox
         self.name = re.sub(r"[^a-z0-9_-]", "-", f"docklab-grade-{sandbox.run_id}".lower())
-        self.workdir = workdir
+        self.tool = tool
         self.log: list[str] = []
 
     def run(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-        result = _compose(["-p", self.name, "-f", "graded.json", *args], self.workdir, timeout)
+        result = self.tool.run(["-p", self.name, "-f", "graded.json", *args], timeout)
         self.log.append(f"$ docker compose {' '.join(args)} → {result.returncode}\n"
                         f"{result.stderr[-1500:]}")
         return result
@@ -211,7 +256,7 @@ class _Project:
         client = self.sandbox.client
         try:
             probe = client.containers.run(
-                "busybox", ["sh", "-c", command], detach=True,
+                self.sandbox.reference("busybox").id, ["sh", "-c", command], detach=True,
                 labels=self.sandbox.labels("container"), network=f"{self.name}_{network}",
                 **self.sandbox._container_limits())
         except docker.errors.APIError as exc:
@@ -340,6 +385,16 @@ def _data_survives(project: _Project, found: dict) -> bool | None:
     return again.get("db") is not None and _redis(again["db"], "get", "docklab-check") == value
 
 
+def _environments(found: dict) -> dict[str, list[str]]:
+    """The environment each service's container was created with (docker inspect), for the
+    record: what the file's interpolation and ``environment:`` resolved to."""
+    environments = {}
+    for service, container in found.items():
+        if container is not None:
+            environments[service] = list((container.attrs.get("Config") or {}).get("Env") or [])
+    return environments
+
+
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     verdicts = _judge(sandbox, answer, lab)
     for check_id, verdict in verdicts.items():
@@ -352,9 +407,9 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
 def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     import yaml
 
-    for image in IMAGES.values():
+    for image in (*IMAGES.values(), COMPOSE_IMAGE):
         try:
-            sandbox.client.images.get(image)
+            sandbox.reference(image)
         except docker.errors.ImageNotFound as exc:
             raise ImageError(f"The course image {image} is not on this engine, so the compose "
                              "lab cannot be judged.", "Run `docklab images prepare`.") from exc
@@ -380,11 +435,15 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
         f"The file starts with version: {raw['version']!r}. Compose v2 follows the Compose "
         "Specification, which has no versions: it ignores the key and warns. Delete the line.")
         if "version" in raw else passed("no version: key."))
-    with tempfile.TemporaryDirectory(prefix="docklab-compose-") as tmp:
-        workdir = Path(tmp)
-        (workdir / "compose.yaml").write_text(text)
-        parsed = _compose(["-p", "docklab-config", "-f", "compose.yaml", "config", "--format",
-                           "json", "--no-interpolate"], workdir, 30)
+    if len(text.encode()) > FILE_BYTES:
+        verdicts["compose_valid"] = failed(f"The file is larger than {FILE_BYTES // 1000} kB; "
+                                           "this lab's compose.yaml is a few lines.")
+        verdicts.update(not_judged(lab, "the file is too large to run."))
+        return verdicts
+    with _ComposeTool(sandbox) as tool:
+        tool.write("compose.yaml", text)
+        parsed = tool.run(["-p", "docklab-config", "-f", "compose.yaml", "config", "--format",
+                           "json", "--no-interpolate"], 30)
         if parsed.returncode != 0:
             verdicts["compose_valid"] = failed(
                 f"docker compose config refused the file: {parsed.stderr.strip()[-400:]}")
@@ -398,8 +457,8 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
                                        "for (see compose_valid)."))
             return verdicts
         verdicts["compose_valid"] = passed("services app (busybox) and db (redis).")
-        (workdir / "graded.json").write_text(json.dumps(_runnable(config, sandbox)))
-        project = _Project(sandbox, workdir)
+        tool.write("graded.json", json.dumps(_runnable(config, sandbox)))
+        project = _Project(sandbox, tool)
         try:
             up = project.run("up", "-d", "--no-build", "--pull", "never", timeout=120)
             if up.returncode != 0:
@@ -408,6 +467,7 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
                 verdicts.update(not_judged(lab, "docker compose up failed."))
                 return verdicts
             found = _wait_running(project)
+            sandbox.details["container_env"] = _environments(found)
             verdicts["db_backend_only"] = _verdict_networks(project, found)
             verdicts["app_reaches_db"] = _verdict_reach(found)
             verdicts["frontend_isolated"] = _verdict_isolated(project, found, config)
@@ -420,8 +480,19 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     return verdicts
 
 
+def data_survives(details: dict) -> Verdict:
+    """A value written to redis was still there after ``docker compose down`` and ``up`` (what
+    the judge recorded): the hidden test of named_volume."""
+    if details.get("data_survives") is True:
+        return passed("a value saved in redis survived docker compose down and up.")
+    return failed("A value saved in redis was gone after docker compose down and up: the named "
+                  "volume must hold redis's /data (down keeps named volumes; only down -v removes "
+                  f"them). (Lesson {LESSON}: named volumes in compose.)")
+
+
 LAB = Lab("compose", "compose: an app and its database on the right networks", CRITERIA, judge,
-          base_image="busybox")
+          base_image="busybox", images=("redis", COMPOSE_IMAGE),
+          hidden={"named_volume": data_survives}, sealed_ready=True)
 
 
 def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
@@ -437,8 +508,5 @@ def self_check(answer: str | os.PathLike = ".") -> Report:
 
 def assert_data_survives_down_and_up(answer: str | os.PathLike = ".") -> None:
     """A value written to redis is still there after ``docker compose down`` and ``up``."""
-    report = grade(answer)
-    assert report.details.get("data_survives") is True, (
-        "A value saved in redis was gone after docker compose down and up: the named volume "
-        "must hold redis's /data (down keeps named volumes; only down -v removes them). "
-        f"(Lesson {LESSON}: named volumes in compose.)")
+    verdict = data_survives(grade(answer).details)
+    assert verdict.passed, verdict.feedback

