@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import html
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,8 @@ class Check:
     passed: bool
     feedback: str
     title: str = ""
+    #: False when the criterion could not be looked at (its verdict was not judged).
+    judged: bool = True
 
     @property
     def score(self) -> int:
@@ -229,7 +231,8 @@ class Lab:
         limits = limits or Limits.from_env()
         if sealed is not None:
             client = sealed.client
-            engine = {"references": sealed.references, "build_args": sealed.build_args}
+            engine = {"references": sealed.references, "build_args": sealed.build_args,
+                      "disposable": True}
         else:
             client = client or connect()
             engine = {}
@@ -248,9 +251,12 @@ class Lab:
                 # feedback): this is the engine failing the grader.
                 raise EngineError(f"The engine failed while grading {self.id}: {exc}",
                                   "Check the engine (`docklab doctor`), then grade again.") from exc
+            as_written: set[str] = set()
             if hidden:
-                verdicts = self.with_hidden(verdicts, details)
-            report = self.report(verdicts, details=details)
+                stricter = self.with_hidden(verdicts, details)
+                as_written = {i for i in stricter if stricter[i] is not verdicts.get(i)}
+                verdicts = stricter
+            report = self.report(verdicts, details=details, as_written=as_written)
             self._cache[key] = report
             while len(self._cache) > 64:  # a learner re-checks many versions in one kernel
                 self._cache.pop(next(iter(self._cache)))
@@ -305,8 +311,13 @@ class Lab:
                          limits=limits) as prepared:
             return self._cache.get(prepared.fingerprint(extra=repr((limits, False, False))))
 
-    def report(self, verdicts: dict[str, Verdict], *, details: dict | None = None) -> Report:
-        """Verdicts → a Report in the criteria's order; missing verdicts fail as not judged."""
+    def report(self, verdicts: dict[str, Verdict], *, details: dict | None = None,
+               as_written: Collection[str] = ()) -> Report:
+        """Verdicts → a Report in the criteria's order; missing verdicts fail as not judged.
+
+        A failed judged verdict ends with where to reread (its check's topic in the lab's
+        lesson), except on the checks in ``as_written``: a hidden test's verdict names its own.
+        """
         unknown = set(verdicts) - set(self.check_ids)
         if unknown:
             raise ValueError(f"{self.id}: verdicts for unknown checks {sorted(unknown)}")
@@ -316,10 +327,11 @@ class Lab:
                 "the grader stopped before it got here.")
             feedback = verdict.feedback
             topic = self.topics.get(criterion.id)
-            if not verdict.passed and verdict.judged and topic and self.lesson:
+            if (not verdict.passed and verdict.judged and topic and self.lesson
+                    and criterion.id not in as_written):
                 feedback = f"{feedback} (Lesson {self.lesson}: {topic}.)"
             checks.append(Check(criterion.id, criterion.points, verdict.passed,
-                                feedback, criterion.title))
+                                feedback, criterion.title, judged=verdict.judged))
         return Report(self.id, checks, details or {})
 
 

@@ -203,8 +203,11 @@ class Sandbox:
     def __init__(self, client: docker.DockerClient, lesson: str, limits: Limits | None = None,
                  *, keep_cache: bool = True, helper_image: str | None = None,
                  references: dict[str, str] | None = None,
-                 build_args: dict[str, str] | None = None):
+                 build_args: dict[str, str] | None = None, disposable: bool = False):
         self.client = client
+        #: The engine itself is thrown away after this run (a sealed engine): images need no
+        #: course LABEL step (one container commit less per build) and close() removes nothing.
+        self.disposable = disposable
         #: Course image name → the image ID to judge against (a sealed engine's, loaded from the
         #: host's by ID): a tag inside an engine that built learner work may have been moved.
         self.references = dict(references or {})
@@ -257,6 +260,8 @@ class Sandbox:
 
         for worker in self._retiring:
             worker.join(60)
+        if self.disposable:
+            return removed
         for short_id in sorted(self._build_containers):
             step(lambda c=short_id: self._force_remove(c))
 
@@ -372,11 +377,12 @@ class Sandbox:
         build_args = {**api._proxy_configs.get_environment(), **self.build_args}
         if build_args:
             params["buildargs"] = json.dumps(build_args)
-        labelled = with_label_instruction(context, self.labels("image"))
-        if labelled is not None:
-            context = labelled  # one LABEL step instead of one step per label
-        else:
-            params["labels"] = json.dumps(self.labels("image"))
+        if not self.disposable:
+            labelled = with_label_instruction(context, self.labels("image"))
+            if labelled is not None:
+                context = labelled  # one LABEL step instead of one step per label
+            else:
+                params["labels"] = json.dumps(self.labels("image"))
         parent = self._cgroup_parent()
         if parent:
             params["cgroupparent"] = parent
