@@ -11,7 +11,7 @@ import pytest
 
 from docklab.checks import get_lab
 from docklab.checks.answer import dockerfile_from_notebook, open_answer
-from docklab.checks.base import Criterion, Lab, LabCheckFailed, failed, passed
+from docklab.checks.base import Criterion, Lab, LabCheckFailed, failed, passed, unjudged
 from docklab.checks.mobysay import CRITERIA, WHALE_MARKS, bubble
 from docklab.checks.sandbox import Limits
 from docklab.errors import DocklabError
@@ -49,6 +49,24 @@ def test_missing_verdicts_fail_as_not_judged():
     report = _lab().report({"builds": passed()})
     assert report["runs"].passed is False
     assert report["runs"].feedback.startswith("Not judged")
+    assert not report["runs"].judged and report["builds"].judged
+
+
+def test_failed_judged_checks_name_their_lesson_and_topic():
+    criteria = [Criterion("builds", 1, "builds", needs_image=False), Criterion("runs", 2, "runs"),
+                Criterion("serves", 1, "serves")]
+    lab = Lab("toy", "a toy lab", criteria, judge=lambda **_: {}, lesson="01-toys",
+              topics={"runs": "running toys", "serves": "serving toys"})
+    report = lab.report({"builds": failed("no Dockerfile"), "runs": failed("it stopped"),
+                         "serves": unjudged("it did not start.")})
+    assert report["builds"].feedback == "no Dockerfile"
+    assert report["runs"].feedback == "it stopped (Lesson 01-toys: running toys.)"
+    assert report["serves"].feedback == "Not judged: it did not start."
+    assert report["runs"].judged and not report["serves"].judged
+    # A hidden test's verdict names its own lesson: it is reported as written.
+    hidden = lab.report({"runs": failed("PID 1 is tail (Lesson 01-toys: signals.)")},
+                        as_written={"runs"})
+    assert hidden["runs"].feedback == "PID 1 is tail (Lesson 01-toys: signals.)"
 
 
 def test_verdicts_for_unknown_checks_are_refused():

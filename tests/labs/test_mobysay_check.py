@@ -161,8 +161,8 @@ def test_wrong_answers_fail_exactly_the_checks_they_break(grade, name):
     dockerfile, expected, words = WRONG[name]
     report = grade(dockerfile)
     assert failing(report) == expected, report.table()
-    first = next(check for check in report.checks if check.id in expected
-                 and not check.feedback.startswith("Not judged"))
+    first = next(check for check in report.checks if check.id in expected and check.judged)
+    assert not first.feedback.startswith("Not judged"), report.table()
     assert words in first.feedback, report.table()
     assert report.score == report.max_score - sum(report[i].points for i in expected)
 
@@ -191,6 +191,7 @@ def test_no_dockerfile_gets_a_score_and_feedback(grade):
     assert failing(report) == NOT_JUDGED and report.score == 0
     assert "no Dockerfile" in report["builds"].feedback
     assert report["custom_message"].feedback.startswith("Not judged")
+    assert not report["custom_message"].judged
 
 
 def test_a_link_pointing_outside_the_context_brings_nothing_in(grade):

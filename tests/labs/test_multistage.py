@@ -117,6 +117,7 @@ def test_the_wrapper_passes_the_visible_checks_but_not_the_hidden_test(tmp_path)
     hidden = multistage.LAB.check(folder, hidden=True)
     assert not hidden["takes_argument"].passed and hidden.score == 9
     assert "one argument" in hidden["takes_argument"].feedback
+    assert hidden["takes_argument"].feedback.count("(Lesson ") == 1  # the hidden test's own
 
 
 def test_build_feedback_speaks_of_this_lab(tmp_path):

@@ -86,6 +86,7 @@ def test_the_user_may_come_from_run_json_alone(tmp_path):
     hidden = security.LAB.check(folder, hidden=True)
     assert not hidden["runs_non_root"].passed and hidden.score == 9
     assert "Not root in the first place" in hidden["runs_non_root"].feedback
+    assert hidden["runs_non_root"].feedback.count("(Lesson ") == 1  # the hidden test's own
 
 
 def test_the_hidden_test_knows_users_by_name():
@@ -95,6 +96,7 @@ def test_the_hidden_test_knows_users_by_name():
     assert "does not know" in security.image_not_root(
         {"image_user": "ghost", "image_uid": None}).feedback
     assert security.image_not_root({}).feedback.startswith("Not judged")
+    assert not security.image_not_root({}).judged
 
 
 @pytest.mark.parametrize("name", WRONG)

@@ -56,7 +56,7 @@ from pathlib import Path
 import docker.errors
 import requests.exceptions
 
-from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.recorded import notebook_literals
 from docklab.checks.sandbox import RunResult, Sandbox
 from docklab.errors import ImageError
@@ -322,7 +322,7 @@ def _verdict_running(seen: _Observed) -> Verdict:
 
 def _verdict_ready(seen: _Observed) -> Verdict:
     if seen.error:
-        return failed("Not judged: the container did not start.")
+        return unjudged("the container did not start.")
     if seen.ready_seconds is not None:
         line = next((ln for ln in seen.logs.splitlines() if READY in ln), READY)
         return passed(f"the logs say {line.strip()!r}.")
@@ -333,7 +333,7 @@ def _verdict_ready(seen: _Observed) -> Verdict:
 
 def _verdict_serves(seen: _Observed, greeting: str) -> Verdict:
     if seen.error:
-        return failed("Not judged: the container did not start.")
+        return unjudged("the container did not start.")
     if not seen.running and seen.page is None:
         return failed("Nothing to ask: the container had stopped (see keeps_running).")
     if seen.page is None:
@@ -383,15 +383,6 @@ def _missing_from_logs(output: str) -> str | None:
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     """Run the broken recipe, build and run the fix, and judge every criterion."""
-    verdicts = _judge(sandbox, answer, lab)
-    for check_id, verdict in verdicts.items():
-        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
-            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}: "
-                                        f"{TOPICS[check_id]}.)")
-    return verdicts
-
-
-def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     try:
         base_id = sandbox.reference(BASE_IMAGE).id
     except docker.errors.ImageNotFound as exc:
@@ -468,21 +459,11 @@ def app_is_pid1(details: dict) -> Verdict:
 
 LAB = Lab("lifecycle", "lifecycle: a container that exits, debugged and fixed", CRITERIA, judge,
           files=APP_FILES, base_image=BASE_IMAGE, hidden={"keeps_running": app_is_pid1},
-          sealed_ready=True)
+          sealed_ready=True, lesson=LESSON, topics=TOPICS)
 
 
-def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
-    """Judge the lifecycle answer at ``answer`` (a folder, or the notebook) → Report.
-
-    The same answer is judged once per process: nbgrader's test cells each ask.
-    """
-    kwargs.setdefault("cached", True)
-    return LAB.check(answer, **kwargs)
-
-
-def self_check(answer: str | os.PathLike = ".") -> Report:
-    """What the learner runs before handing in: the same checks, shown as a table."""
-    return LAB.check(answer, cached=False)
+grade = LAB.grade
+self_check = LAB.self_check
 
 
 def assert_app_is_pid1(answer: str | os.PathLike = ".") -> None:

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import docker.errors
 
-from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.sandbox import BuildResult, RunResult, Sandbox, is_course_label_step
 from docklab.errors import ImageError
 from docklab.grading.proxy import DEBIAN_MIRROR
@@ -367,15 +367,6 @@ def _run_problem(run: RunResult, limits) -> str:
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     """Build the answer and judge every criterion (see the module docstring)."""
-    verdicts = _judge(sandbox, answer, lab)
-    for check_id, verdict in verdicts.items():
-        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
-            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}: "
-                                        f"{TOPICS[check_id]}.)")
-    return verdicts
-
-
-def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     client = sandbox.client
     limits = sandbox.limits
     verdicts: dict[str, Verdict] = {}
@@ -450,7 +441,7 @@ def said_exactly(details: dict, *words: str) -> Verdict:
     command = f"docker run mobysay {' '.join(words)}".strip()
     output = (details.get("said") or {}).get(_probe_key(words))
     if output is None:
-        return failed(f"Not judged: `{command}` was not run.")
+        return unjudged(f"`{command}` was not run.")
     if not _has_whale(output):
         return failed(f"`{command}` did not show Moby.")
     said = bubble(output)
@@ -471,21 +462,11 @@ def _hidden_custom(details: dict) -> Verdict:
 LAB = Lab("mobysay", "mobysay: Moby the whale says what you tell it", CRITERIA, judge,
           files=(COWFILE,), base_image=BASE_IMAGE, network=DEBIAN_MIRROR,
           hidden={"default_message": said_exactly, "custom_message": _hidden_custom},
-          sealed_ready=True)
+          sealed_ready=True, lesson=LESSON, topics=TOPICS)
 
 
-def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
-    """Build and judge the mobysay answer at ``answer`` (a folder, or a notebook) → Report.
-
-    The image of an identical answer is built once per process: nbgrader's test cells each ask.
-    """
-    kwargs.setdefault("cached", True)
-    return LAB.check(answer, **kwargs)
-
-
-def self_check(answer: str | os.PathLike = ".") -> Report:
-    """What the learner runs before handing in: the same checks, shown as a table."""
-    return LAB.check(answer, cached=False)
+grade = LAB.grade
+self_check = LAB.self_check
 
 
 def _probe_key(words) -> str:

@@ -42,7 +42,7 @@ import re
 import docker.errors
 import requests.exceptions
 
-from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.feedback import BuildLab, build_failed
 from docklab.checks.sandbox import BuildResult, RunResult, Sandbox
 from docklab.errors import ImageError
@@ -156,7 +156,7 @@ def _verdict_size(size: int, base_size: int) -> Verdict:
 
 def _verdict_compiler(found: list[str], why: str) -> Verdict:
     if why and not found:
-        return failed(f"Not judged: the image's files could not be looked at ({why}).")
+        return unjudged(f"the image's files could not be looked at ({why}).")
     if found:
         return failed(f"The final image still holds a compiler: {', '.join(found)}. Install gcc "
                       "only in the build stage; the final stage's FROM starts from a base without "
@@ -198,15 +198,6 @@ def _verdict_run(run: RunResult, name: str | None, limits) -> Verdict:
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     """Build the answer and judge every criterion (see the module docstring)."""
-    verdicts = _judge(sandbox, answer, lab)
-    for check_id, verdict in verdicts.items():
-        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
-            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}: "
-                                        f"{TOPICS[check_id]}.)")
-    return verdicts
-
-
-def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     client = sandbox.client
     limits = sandbox.limits
     verdicts: dict[str, Verdict] = {}
@@ -267,7 +258,7 @@ def greets_as_one_argument(details: dict) -> Verdict:
     """A name with a space reached the program as one argument (no shell split it): the hidden
     test of ``takes_argument``, from the run the judge recorded."""
     if PROBE_NAME not in (details.get("greeted") or {}):
-        return failed(f"Not judged: `docker run <image> {PROBE_NAME!r}` was not run.")
+        return unjudged(f"`docker run <image> {PROBE_NAME!r}` was not run.")
     said = details["greeted"][PROBE_NAME].strip()
     if said != expected(PROBE_NAME):
         return failed(f"`docker run <image> {PROBE_NAME!r}` printed {said[:300]!r}, not "
@@ -279,21 +270,12 @@ def greets_as_one_argument(details: dict) -> Verdict:
 
 LAB = Lab("multistage", "multi-stage: the program without its compiler", CRITERIA, judge,
           files=(SOURCE,), base_image=BASE_IMAGE, images=(SMALL_IMAGE,), network=DEBIAN_MIRROR,
-          hidden={"takes_argument": greets_as_one_argument}, sealed_ready=True)
+          hidden={"takes_argument": greets_as_one_argument}, sealed_ready=True,
+          lesson=LESSON, topics=TOPICS)
 
 
-def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
-    """Build and judge the multi-stage answer at ``answer`` (a folder, or a notebook) → Report.
-
-    The image of an identical answer is built once per process: nbgrader's test cells each ask.
-    """
-    kwargs.setdefault("cached", True)
-    return LAB.check(answer, **kwargs)
-
-
-def self_check(answer: str | os.PathLike = ".") -> Report:
-    """What the learner runs before handing in: the same checks, shown as a table."""
-    return LAB.check(answer, cached=False)
+grade = LAB.grade
+self_check = LAB.self_check
 
 
 def assert_greets_as_one_argument(answer: str | os.PathLike = ".") -> None:

@@ -60,7 +60,7 @@ from pathlib import Path
 import docker.errors
 import requests.exceptions
 
-from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.recorded import notebook_literals
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
@@ -288,8 +288,8 @@ def _nginx(output: str) -> bool:
 
 def _verdict_reach(setup: _Setup, name: str, parsed: dict) -> Verdict:
     if "client" not in setup.containers or "web" not in setup.containers:
-        return failed("Not judged: " + "; ".join(f"{k} did not start: {v}"
-                                               for k, v in setup.errors.items()))
+        return unjudged("; ".join(f"{k} did not start: {v}"
+                                  for k, v in setup.errors.items()))
     output = setup.in_client(_fetch(f"http://{name}/"))
     if _nginx(output):
         return passed(f"the client fetched nginx's page from http://{name}/.")
@@ -317,8 +317,8 @@ def _verdict_reach(setup: _Setup, name: str, parsed: dict) -> Verdict:
 
 def _verdict_network(setup: _Setup) -> Verdict:
     if "client" not in setup.containers or "web" not in setup.containers:
-        return failed("Not judged: " + "; ".join(f"{k} did not start: {v}"
-                                               for k, v in setup.errors.items()))
+        return unjudged("; ".join(f"{k} did not start: {v}"
+                                  for k, v in setup.errors.items()))
     nets = {}
     yours = {graded: name for name, graded in setup.networks.items()}  # grading's → the set-up's
     for who, container in setup.containers.items():
@@ -355,7 +355,7 @@ def _verdict_port(setup: _Setup, parsed: dict) -> Verdict:
                       f"shop's users come in on {HOST_PORT}: -p {HOST_PORT}:80.")
     container = setup.containers.get("web")
     if container is None:
-        return failed(f"Not judged: web did not start ({setup.errors.get('web', '')}).")
+        return unjudged(f"web did not start ({setup.errors.get('web', '')}).")
     container.reload()
     bound = ((container.attrs.get("NetworkSettings") or {}).get("Ports") or {}).get(WEB_PORT)
     if not bound:
@@ -371,15 +371,6 @@ def _verdict_port(setup: _Setup, parsed: dict) -> Verdict:
 
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    verdicts = _judge(sandbox, answer, lab)
-    for check_id, verdict in verdicts.items():
-        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
-            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}: "
-                                        f"{TOPICS[check_id]}.)")
-    return verdicts
-
-
-def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     images = {}
     for image in (WEB_IMAGE, CLIENT_IMAGE):
         try:
@@ -442,18 +433,12 @@ def only_the_web_port(details: dict) -> Verdict:
 
 LAB = Lab("networking", "networking: repair \"this doesn't work\"", CRITERIA, judge,
           base_image=CLIENT_IMAGE, images=(WEB_IMAGE,),
-          hidden={"port_published": only_the_web_port}, sealed_ready=True)
+          hidden={"port_published": only_the_web_port}, sealed_ready=True,
+          lesson=LESSON, topics=TOPICS)
 
 
-def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
-    """Judge the networking answer at ``answer`` (a folder with setup.json, or the notebook)."""
-    kwargs.setdefault("cached", True)
-    return LAB.check(answer, **kwargs)
-
-
-def self_check(answer: str | os.PathLike = ".") -> Report:
-    """What the learner runs before handing in: the same checks, shown as a table."""
-    return LAB.check(answer, cached=False)
+grade = LAB.grade
+self_check = LAB.self_check
 
 
 def assert_publishes_only_the_web_port(answer: str | os.PathLike = ".") -> None:

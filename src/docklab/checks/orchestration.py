@@ -51,7 +51,7 @@ import requests.exceptions
 from docker.types import Resources, RestartPolicy, ServiceMode, UpdateConfig
 
 from docklab import labels as L
-from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import EngineError, ImageError
 
@@ -362,13 +362,13 @@ def _verdict_restart(sandbox: Sandbox, service, spec: dict) -> Verdict:
     patience = 10 + (policy.get("Delay") or 0) / SECOND
     tasks = _running(service)
     if not tasks:
-        return failed("Not judged: no task was running to be killed.")
+        return unjudged("no task was running to be killed.")
     victim = tasks[0]
     container_id = victim.get("Status", {}).get("ContainerStatus", {}).get("ContainerID")
     try:
         sandbox.client.api.kill(container_id)
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-        return failed(f"Not judged: grading could not kill a task's container ({exc}).")
+        return unjudged(f"grading could not kill a task's container ({exc}).")
     replaced = _wait(lambda: len([t for t in _running(service) if t["ID"] != victim["ID"]])
                      >= REPLICAS, patience)
     if not replaced:
@@ -380,15 +380,6 @@ def _verdict_restart(sandbox: Sandbox, service, spec: dict) -> Verdict:
 
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    verdicts = _judge(sandbox, answer, lab)
-    for check_id, verdict in verdicts.items():
-        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
-            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}: "
-                                        f"{TOPICS[check_id]}.)")
-    return verdicts
-
-
-def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     client = sandbox.client
     verdicts: dict[str, Verdict] = {}
     text, why = spec_text(answer)
@@ -453,7 +444,7 @@ def restarts_only_on_failure(details: dict) -> Verdict:
     failure, not always (a task that finished its work is not started again)."""
     condition = details.get("restart_condition")
     if condition is None:
-        return failed("Not judged: grading recorded no restart condition.")
+        return unjudged("grading recorded no restart condition.")
     if condition != "on-failure":
         return failed(f"The restart condition is {condition!r}; the lab asks for on-failure: a "
                       "task that fails is replaced, one that finished its work is not (Lesson "
@@ -463,18 +454,12 @@ def restarts_only_on_failure(details: dict) -> Verdict:
 
 LAB = Lab("orchestration", "orchestration: a replicated service and a rolling update", CRITERIA,
           judge, base_image="busybox", images=IMAGES,
-          hidden={"restarts_on_failure": restarts_only_on_failure}, sealed_ready=True)
+          hidden={"restarts_on_failure": restarts_only_on_failure}, sealed_ready=True,
+          lesson=LESSON, topics=TOPICS)
 
 
-def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
-    """Deploy and judge the orchestration answer at ``answer`` (a folder, or a notebook)."""
-    kwargs.setdefault("cached", True)
-    return LAB.check(answer, **kwargs)
-
-
-def self_check(answer: str | os.PathLike = ".") -> Report:
-    """What the learner runs before handing in: the same checks, shown as a table."""
-    return LAB.check(answer, cached=False)
+grade = LAB.grade
+self_check = LAB.self_check
 
 
 def assert_restarts_only_on_failure(answer: str | os.PathLike = ".", **kwargs) -> None:

@@ -68,7 +68,7 @@ from pathlib import Path
 import docker.errors
 import requests.exceptions
 
-from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.feedback import BuildLab, build_failed
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
@@ -373,8 +373,8 @@ def _verdict_user(seen: dict, image_user: str) -> Verdict:
     user = seen["config"].get("User") or ""
     uid = _uid(seen)
     if uid is None:
-        return failed("Not judged: the service was not running, so nothing could be looked at "
-                      "inside it.")
+        return unjudged("the service was not running, so nothing could be looked at inside "
+                        "it.")
     if uid == 0:
         where = (f"the user is {user!r}, which is root" if user else
                  "neither the Dockerfile (USER) nor run.json (\"user\") names a user, so it is "
@@ -474,15 +474,6 @@ def _verdict_serves(seen: dict) -> Verdict:
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     """Build the answer, run it with its options, and judge every criterion."""
-    verdicts = _judge(sandbox, answer, lab)
-    for check_id, verdict in verdicts.items():
-        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
-            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}, "
-                                        f"{TOPICS[check_id]}.)")
-    return verdicts
-
-
-def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     client = sandbox.client
     verdicts: dict[str, Verdict] = {}
     if answer.dockerfile is None:
@@ -579,10 +570,10 @@ def image_not_root(details: dict) -> Verdict:
     """The image's own USER is not root, so a container started without the lab's run options
     is not root either: the hidden test of ``runs_non_root``, from what the judge recorded."""
     if "image_user" not in details:
-        return failed("Not judged: the image did not build.")
+        return unjudged("the image did not build.")
     user = details["image_user"]
     uid = details.get("image_uid")
-    topic = f"(Lesson {LESSON}, {TOPICS['runs_non_root']}.)"
+    topic = f"(Lesson {LESSON}: {TOPICS['runs_non_root']}.)"
     if uid is None and not _image_user_is_root(user):
         return failed(f"The image's USER is {user!r}, a name its /etc/passwd does not know: a "
                       "container started without your run options would not start. Use a uid, "
@@ -597,21 +588,12 @@ def image_not_root(details: dict) -> Verdict:
 
 LAB = Lab("security", "security: a hardened service that still works", CRITERIA, judge,
           files=(APP,), base_image=BASE_IMAGE, images=(PROBE_IMAGE,),
-          hidden={"runs_non_root": image_not_root}, sealed_ready=True)
+          hidden={"runs_non_root": image_not_root}, sealed_ready=True,
+          lesson=LESSON, topics=TOPICS)
 
 
-def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
-    """Build, run and judge the security answer at ``answer`` (a folder, or a notebook) → Report.
-
-    The answer is judged once per process: nbgrader's test cells each ask for the same report.
-    """
-    kwargs.setdefault("cached", True)
-    return LAB.check(answer, **kwargs)
-
-
-def self_check(answer: str | os.PathLike = ".") -> Report:
-    """What the learner runs before handing in: the same checks, shown as a table."""
-    return LAB.check(answer, cached=False)
+grade = LAB.grade
+self_check = LAB.self_check
 
 
 def assert_image_not_root(answer: str | os.PathLike = ".") -> None:

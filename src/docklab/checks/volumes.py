@@ -58,7 +58,7 @@ import docker.errors
 import requests.exceptions
 from docker.types import Mount
 
-from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.recorded import notebook_literals
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
@@ -384,7 +384,7 @@ def _verdict_named(spec: RunSpec, first: Generation) -> Verdict:
                       f"next container cannot find it. Name it: \"notes-data:{DATA}\".")
     mount = first.data_mount
     if first.error or mount is None:
-        return failed(f"Not judged: the container did not start ({first.error or 'no mounts'}).")
+        return unjudged(f"the container did not start ({first.error or 'no mounts'}).")
     name = mount.get("Name", "")
     if mount.get("Type") != "volume" or _ANONYMOUS.match(name or ""):
         return failed(f"docker inspect shows {mount.get('Type')} {name or ''} on "
@@ -420,7 +420,7 @@ def _verdict_outlives(runner: Runner, note: str, second: Generation, spec: RunSp
     mount = second.data_mount
     wanted = _data_mount(spec.mounts)
     if mount is None or second.error:
-        return failed("Not judged: the second container did not start.")
+        return unjudged("the second container did not start.")
     if wanted is None or wanted.kind != "volume":
         return failed(f"{_describe(wanted)}; docker rm -v removes a container's anonymous "
                       "volumes with it, and nothing else holds the notes afterwards.")
@@ -434,15 +434,6 @@ def _verdict_outlives(runner: Runner, note: str, second: Generation, spec: RunSp
 
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    verdicts = _judge(sandbox, answer, lab)
-    for check_id, verdict in verdicts.items():
-        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
-            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}: "
-                                        f"{TOPICS[check_id]}.)")
-    return verdicts
-
-
-def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     try:
         base_id = sandbox.reference(BASE_IMAGE).id
     except docker.errors.ImageNotFound as exc:
@@ -498,18 +489,11 @@ def all_data_kept(details: dict) -> Verdict:
 
 LAB = Lab("volumes", "volumes: data that survives container replacement", CRITERIA, judge,
           files=APP_FILES, base_image=BASE_IMAGE, hidden={"data_survives": all_data_kept},
-          sealed_ready=True)
+          sealed_ready=True, lesson=LESSON, topics=TOPICS)
 
 
-def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
-    """Judge the volumes answer at ``answer`` (a folder with run.json, or the notebook)."""
-    kwargs.setdefault("cached", True)
-    return LAB.check(answer, **kwargs)
-
-
-def self_check(answer: str | os.PathLike = ".") -> Report:
-    """What the learner runs before handing in: the same checks, shown as a table."""
-    return LAB.check(answer, cached=False)
+grade = LAB.grade
+self_check = LAB.self_check
 
 
 def assert_all_data_kept(answer: str | os.PathLike = ".") -> None:
