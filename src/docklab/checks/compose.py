@@ -45,7 +45,15 @@ import docker.errors
 import requests.exceptions
 
 from docklab.checks import inside
-from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.base import (
+    Criterion,
+    Lab,
+    Verdict,
+    failed,
+    not_judged,
+    passed,
+    unjudged,
+)
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
 
@@ -301,7 +309,7 @@ def _wait_running(project: _Project, seconds: float = 15) -> dict:
 def _verdict_networks(project: _Project, found: dict) -> Verdict:
     db, app = found.get("db"), found.get("app")
     if db is None or app is None:
-        return failed("Not judged: app and db were not both running.")
+        return unjudged("app and db were not both running.")
     db_nets, app_nets = project.networks_of(db), project.networks_of(app)
     sandbox_details = project.sandbox.details
     sandbox_details["networks"] = {"db": sorted(db_nets), "app": sorted(app_nets)}
@@ -318,7 +326,7 @@ def _verdict_networks(project: _Project, found: dict) -> Verdict:
 def _verdict_reach(found: dict) -> Verdict:
     app = found.get("app")
     if app is None or app.status != "running":
-        return failed("Not judged: app was not running (keep its command: "
+        return unjudged("app was not running (keep its command: "
                       "[\"sleep\", \"infinity\"]).")
     for _ in range(3):  # the network may take a moment on a busy engine
         output = app.exec_run(["sh", "-c", _PING]).output.decode("utf-8", "replace").strip()
@@ -335,7 +343,7 @@ def _verdict_isolated(project: _Project, found: dict, config: dict) -> Verdict:
     if "frontend" not in (config.get("networks") or {}):
         return failed("There is no network called frontend under the top-level networks:.")
     if found.get("app") is None:
-        return failed("Not judged: app was not running.")
+        return unjudged("app was not running.")
     # wget to a closed port: "bad address" means the name did not resolve; anything else
     # (connection refused) means it did. Retried: a fresh container's DNS may lag a moment.
     script = ("for i in 1 2 3; do timeout 3 wget -q -O /dev/null http://app:9/ 2>&1 "
@@ -354,7 +362,7 @@ def _verdict_isolated(project: _Project, found: dict, config: dict) -> Verdict:
 def _verdict_volume(project: _Project, found: dict, config: dict) -> Verdict:
     db = found.get("db")
     if db is None:
-        return failed("Not judged: db was not running.")
+        return unjudged("db was not running.")
     db.reload()
     mount = next((m for m in db.attrs.get("Mounts") or [] if m.get("Destination") == "/data"),
                  None)
@@ -396,15 +404,6 @@ def _environments(found: dict) -> dict[str, list[str]]:
 
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    verdicts = _judge(sandbox, answer, lab)
-    for check_id, verdict in verdicts.items():
-        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
-            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}: "
-                                        f"{TOPICS[check_id]}.)")
-    return verdicts
-
-
-def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     import yaml
 
     for image in (*IMAGES.values(), COMPOSE_IMAGE):
@@ -491,19 +490,14 @@ def data_survives(details: dict) -> Verdict:
 
 
 LAB = Lab("compose", "compose: an app and its database on the right networks", CRITERIA, judge,
-          base_image="busybox", images=("redis", COMPOSE_IMAGE),
+          lesson=LESSON, topics=TOPICS, base_image="busybox", images=("redis", COMPOSE_IMAGE),
           hidden={"named_volume": data_survives}, sealed_ready=True)
 
 
-def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
-    """Judge the compose answer at ``answer`` (a folder with compose.yaml, or the notebook)."""
-    kwargs.setdefault("cached", True)
-    return LAB.check(answer, **kwargs)
-
-
-def self_check(answer: str | os.PathLike = ".") -> Report:
-    """What the learner runs before handing in: the same checks, shown as a table."""
-    return LAB.check(answer, cached=False)
+#: Judge the compose answer at ``answer`` (a folder with compose.yaml, or the notebook). (nbgrader test cells each ask: judged once per answer)
+grade = LAB.grade
+#: What the learner runs before handing in: the same checks, judged afresh.
+self_check = LAB.self_check
 
 
 def assert_data_survives_down_and_up(answer: str | os.PathLike = ".") -> None:

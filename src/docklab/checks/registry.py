@@ -39,7 +39,15 @@ import docker.errors
 import requests.exceptions
 
 from docklab.checks import inside
-from docklab.checks.base import Criterion, Lab, Report, Verdict, failed, not_judged, passed
+from docklab.checks.base import (
+    Criterion,
+    Lab,
+    Verdict,
+    failed,
+    not_judged,
+    passed,
+    unjudged,
+)
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
 
@@ -237,15 +245,6 @@ def _untag_everything_under(client, prefix: str) -> None:
 
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    verdicts = _judge(sandbox, answer, lab)
-    for check_id, verdict in verdicts.items():
-        if not verdict.passed and check_id in TOPICS and not verdict.feedback.startswith("Not "):
-            verdicts[check_id] = failed(f"{verdict.feedback} (Lesson {LESSON}: "
-                                        f"{TOPICS[check_id]}.)")
-    return verdicts
-
-
-def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     client = sandbox.client
     verdicts: dict[str, Verdict] = {}
     script, why = _script(answer)
@@ -294,7 +293,7 @@ def _judge(sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
 
 def _verdict_pushed(stored: dict) -> Verdict:
     if "error" in stored:
-        return failed(f"Not judged: the registry could not be asked ({stored['error']}).")
+        return unjudged(f"the registry could not be asked ({stored['error']}).")
     if REPOSITORY not in (stored.get("catalog") or []):
         found = ", ".join(stored.get("catalog") or []) or "nothing"
         return failed(f"The registry has no repository {REPOSITORY} (it has: {found}). Tag the "
@@ -309,7 +308,7 @@ def _verdict_pushed(stored: dict) -> Verdict:
 def _verdict_digest(stored: dict, recorded: str) -> Verdict:
     actual = stored.get("digest")
     if not actual:
-        return failed(f"Not judged: the registry has no manifest for {REPOSITORY}:{TAG}.")
+        return unjudged(f"the registry has no manifest for {REPOSITORY}:{TAG}.")
     if not recorded:
         return failed(f"No digest was recorded; the registry's is {actual}.")
     if recorded != actual:
@@ -323,7 +322,7 @@ def _verdict_digest(stored: dict, recorded: str) -> Verdict:
 def _verdict_pull(sandbox: Sandbox, registry: str, recorded: str, stored: dict) -> Verdict:
     digest = recorded or ""
     if not _DIGEST.match(digest) or digest != stored.get("digest"):
-        return failed("Not judged: there is no recorded digest that the registry knows to pull.")
+        return unjudged("there is no recorded digest that the registry knows to pull.")
     client = sandbox.client
     reference = f"{registry}/{REPOSITORY}@{digest}"
     _untag_everything_under(client, f"{registry}/")  # the pull must come from the registry
@@ -350,19 +349,14 @@ def busybox_came_back(details: dict) -> Verdict:
 
 
 LAB = Lab("registry", "registry: push, record the digest, pull by digest", CRITERIA, judge,
-          base_image=SOURCE_IMAGE, images=(REGISTRY_IMAGE, TOOL_IMAGE),
+          lesson=LESSON, topics=TOPICS, base_image=SOURCE_IMAGE, images=(REGISTRY_IMAGE, TOOL_IMAGE),
           hidden={"pull_by_digest": busybox_came_back}, sealed_ready=True)
 
 
-def grade(answer: str | os.PathLike = ".", **kwargs) -> Report:
-    """Run and judge the registry answer at ``answer`` (a folder, or a notebook) → Report."""
-    kwargs.setdefault("cached", True)
-    return LAB.check(answer, **kwargs)
-
-
-def self_check(answer: str | os.PathLike = ".") -> Report:
-    """What the learner runs before handing in: the same checks, shown as a table."""
-    return LAB.check(answer, cached=False)
+#: Run and judge the registry answer at ``answer`` (a folder, or a notebook) → Report. (nbgrader test cells each ask: judged once per answer)
+grade = LAB.grade
+#: What the learner runs before handing in: the same checks, judged afresh.
+self_check = LAB.self_check
 
 
 def assert_pushed_busybox(answer: str | os.PathLike = ".") -> None:
