@@ -142,7 +142,7 @@ class _ComposeTool:
 
     def __exit__(self, *exc) -> None:
         if self.container is not None:
-            self.sandbox._force_remove(self.container.id)
+            self.sandbox.remove_container(self.container.id)
             self.container = None
 
     def write(self, name: str, text: str) -> bool:
@@ -266,7 +266,7 @@ class _Project:
             probe = client.containers.run(
                 self.sandbox.reference("busybox").id, ["sh", "-c", command], detach=True,
                 labels=self.sandbox.labels("container"), network=f"{self.name}_{network}",
-                **self.sandbox._container_limits())
+                **self.sandbox.container_limits())
         except docker.errors.APIError as exc:
             return None, exc.explanation or str(exc)
         try:
@@ -276,7 +276,7 @@ class _Project:
                 return None, "the probe did not finish"
             return code, probe.logs(tail=20).decode("utf-8", "replace")
         finally:
-            self.sandbox._force_remove(probe.id)
+            self.sandbox.remove_container(probe.id)
 
 
 def _redis(container, *command: str) -> str:

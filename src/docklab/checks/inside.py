@@ -60,7 +60,7 @@ def tool_options(sandbox, *, environment: dict[str, str] | None = None,
                  network_mode: str | None = None, tmp_size: str = "64m") -> dict:
     """Keyword arguments of ``client.containers.create`` for a tool container (see above)."""
     options = {
-        **sandbox._container_limits(),
+        **sandbox.container_limits(),
         "labels": sandbox.labels("container"),
         "user": "1000:1000" if is_sealed(sandbox) else "0:0",
         "read_only": True,

@@ -149,7 +149,7 @@ def _broken_context(lab: Lab, base_id: str) -> io.BytesIO:
 
 
 def _limits(sandbox: Sandbox) -> dict:
-    return sandbox._container_limits()  # the same bounds as every grading container
+    return sandbox.container_limits()  # the same bounds as every grading container
 
 
 class _Observed:
@@ -213,7 +213,7 @@ def _observe(sandbox: Sandbox, image_id: str, probe_image: str) -> _Observed:
         seen.restarts = app.attrs.get("RestartCount") or 0
         seen.seconds = time.monotonic() - started
     finally:
-        sandbox._force_remove(app.id)
+        sandbox.remove_container(app.id)
     return seen
 
 
@@ -238,7 +238,7 @@ def _probe(sandbox: Sandbox, app_id: str, probe_image: str) -> tuple[str | None,
             return None, "", "the probe did not finish"
         text = _logs(probe, 16 * 1024)
     finally:
-        sandbox._force_remove(probe.id)
+        sandbox.remove_container(probe.id)
     head, _, rest = text.partition("--- page\n")
     page, _, err = rest.partition("--- err\n")
     lines = head.splitlines()

@@ -115,7 +115,7 @@ def _exists(sandbox: Sandbox, image_id: str, paths: tuple[str, ...]) -> tuple[li
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         return found, str(exc)
     finally:
-        sandbox._force_remove(container.id)
+        sandbox.remove_container(container.id)
     return found, ""
 
 

@@ -214,7 +214,7 @@ class _Setup:
         client = self.sandbox.client
         network = self._network(spec["network"])
         dns_names = [n for n in [spec["name"], *spec["aliases"]] if n]
-        kwargs = self.sandbox._container_limits()
+        kwargs = self.sandbox.container_limits()
         if who == "web":
             # nginx needs a few capabilities (chown, setuid/gid for its workers, bind to 80).
             kwargs["cap_add"] = ["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE",
@@ -264,7 +264,7 @@ class _Setup:
             probe = self.sandbox.client.containers.run(
                 self.images[CLIENT_IMAGE], ["sh", "-c", command], detach=True,
                 labels=self.sandbox.labels("container"),
-                **{**self.sandbox._container_limits(), **where})
+                **{**self.sandbox.container_limits(), **where})
         except docker.errors.APIError as exc:
             return None, exc.explanation or str(exc)
         try:
@@ -274,7 +274,7 @@ class _Setup:
                 return None, "the probe did not finish"
             return code, probe.logs(tail=50)[-8192:].decode("utf-8", "replace")
         finally:
-            self.sandbox._force_remove(probe.id)
+            self.sandbox.remove_container(probe.id)
 
 
 def _fetch(url: str) -> str:

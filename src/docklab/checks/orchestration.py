@@ -283,7 +283,7 @@ def _remove_service(sandbox: Sandbox, service) -> None:
     # The swarm removes the tasks' containers by itself, a moment later: wait for it.
     _wait(lambda: not client.api.containers(all=True, filters=filters), 20)
     for container in client.api.containers(all=True, filters=filters):
-        sandbox._force_remove(container["Id"])
+        sandbox.remove_container(container["Id"])
 
 
 # -- the verdicts -------------------------------------------------------------------------------

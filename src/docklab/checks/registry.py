@@ -147,7 +147,7 @@ def _script(answer) -> tuple[bytes | None, str]:
 
 def _helper(sandbox: Sandbox, args: list[str]) -> dict:
     """The registry's answers, asked from the engine's host network (where its port is)."""
-    limits = sandbox._container_limits()
+    limits = sandbox.container_limits()
     try:
         helper = sandbox.client.containers.run(
             sandbox.reference(HELPER_IMAGE).id, ["python", "-c", _ASK, *args], detach=True,
@@ -161,14 +161,14 @@ def _helper(sandbox: Sandbox, args: list[str]) -> dict:
     except (requests.exceptions.RequestException, docker.errors.APIError, ValueError) as exc:
         return {"error": str(exc)}
     finally:
-        sandbox._force_remove(helper.id)
+        sandbox.remove_container(helper.id)
 
 
 def _start_registry(sandbox: Sandbox):
     container = sandbox.client.containers.run(
         sandbox.reference(REGISTRY_IMAGE).id, detach=True, labels=sandbox.labels("container"),
         ports={"5000/tcp": ("127.0.0.1", None)},
-        **{k: v for k, v in sandbox._container_limits().items()
+        **{k: v for k, v in sandbox.container_limits().items()
            if k not in ("cap_drop", "security_opt")})
     container.reload()
     binding = container.attrs["NetworkSettings"]["Ports"]["5000/tcp"][0]
@@ -202,7 +202,7 @@ def _call_publish(sandbox: Sandbox, script: bytes, registry: str) -> tuple[objec
     except docker.errors.APIError as exc:
         return None, "", f"publish() could not be run: {exc.explanation or exc}"
     finally:
-        sandbox._force_remove(container.id)
+        sandbox.remove_container(container.id)
     tail = "\n".join(stderr.strip().splitlines()[-8:])
     if code != 0 or "@@RESULT@@" not in stdout:
         return None, tail, f"publish() failed:\n{tail or stdout[-800:] or '(no output)'}"
@@ -287,7 +287,7 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
         verdicts["pull_by_digest"] = _verdict_pull(sandbox, registry, record_digest, stored)
     finally:
         _untag_everything_under(client, prefix)
-        sandbox._force_remove(registry_container.id)
+        sandbox.remove_container(registry_container.id)
     return verdicts
 
 

@@ -263,7 +263,7 @@ class Sandbox:
         if self.disposable:
             return removed
         for short_id in sorted(self._build_containers):
-            step(lambda c=short_id: self._force_remove(c))
+            step(lambda c=short_id: self.remove_container(c))
 
         def containers() -> None:
             for container in self.client.api.containers(all=True, filters=filters):
@@ -301,7 +301,8 @@ class Sandbox:
             self.details["cleanup_errors"] = removed.errors
         return removed
 
-    def _force_remove(self, container_id: str) -> None:
+    def remove_container(self, container_id: str) -> None:
+        """``docker rm -f -v`` of a container this run made; gone already is fine."""
         try:
             self.client.api.remove_container(container_id, force=True, v=True)
         except docker.errors.NotFound:
@@ -330,7 +331,7 @@ class Sandbox:
                 helper = self.client.containers.run(
                     self.references.get(self.helper_image, self.helper_image),
                     ["sleep", "infinity"], detach=True,
-                    labels=self.labels("container"), **self._container_limits(),
+                    labels=self.labels("container"), **self.container_limits(),
                     network_disabled=True)
                 self._helper_id = helper.id
                 line = helper.exec_run(["cat", "/proc/self/cgroup"]).output.decode()
@@ -350,11 +351,14 @@ class Sandbox:
         helper_id, self._helper_id = self._helper_id, None
         self._parent, self._parent_tried = None, False
         if helper_id:
-            worker = threading.Thread(target=self._force_remove, args=(helper_id,), daemon=True)
+            worker = threading.Thread(target=self.remove_container, args=(helper_id,), daemon=True)
             worker.start()
             self._retiring.append(worker)
 
-    def _container_limits(self) -> dict:
+    def container_limits(self) -> dict:
+        """The bounds of every container a judge starts, as ``containers.run`` keywords
+        (``--memory``, ``--pids-limit``, ``--cpus``, ``--cap-drop ALL``, no-new-privileges, a
+        capped json-file log)."""
         return {
             "mem_limit": self.limits.memory,
             "memswap_limit": self.limits.memory,   # no swap on top of the memory limit
@@ -413,7 +417,7 @@ class Sandbox:
         self._build_containers |= state.containers
         self.details.setdefault("build_containers", []).extend(sorted(state.containers))
         for short_id in state.containers:
-            self._force_remove(short_id)
+            self.remove_container(short_id)
         self._retire_parent()
         result.flooded = state.flooded
         result.log = state.tail
@@ -482,14 +486,14 @@ class Sandbox:
             container = self.client.containers.create(
                 image_id, command, detach=True, labels=self.labels("container"),
                 network_disabled=True, stdin_open=False, tty=False,
-                **{**self._container_limits(), "log_config": LogConfig(type="none")})
+                **{**self.container_limits(), "log_config": LogConfig(type="none")})
         except docker.errors.APIError as exc:
             result.error = exc.explanation or str(exc)
             return result
         try:
             self._run_attached(container, result)
         finally:
-            self._force_remove(container.id)
+            self.remove_container(container.id)
             result.seconds = time.monotonic() - started
         return result
 
@@ -567,4 +571,4 @@ class Sandbox:
         except (docker.errors.APIError, tarfile.TarError) as exc:
             return None, f"{path} could not be read ({exc})"
         finally:
-            self._force_remove(container.id)
+            self.remove_container(container.id)

@@ -303,7 +303,7 @@ def _probe(sandbox: Sandbox, network: str, host: str) -> tuple[list[str], str]:
             sandbox.reference(PROBE_IMAGE).id, ["python", "-c", _PROBE, f"http://{host}:{PORT}/"],
             detach=True,
             network=network, labels=sandbox.labels("container"),
-            **sandbox._container_limits())
+            **sandbox.container_limits())
     except docker.errors.APIError as exc:
         return [], exc.explanation or str(exc)
     try:
@@ -313,7 +313,7 @@ def _probe(sandbox: Sandbox, network: str, host: str) -> tuple[list[str], str]:
             return [], "the probe did not finish in time"
         output = helper.logs().decode("utf-8", "replace")[:16 * 1024]
     finally:
-        sandbox._force_remove(helper.id)
+        sandbox.remove_container(helper.id)
     answers = []
     for line in output.splitlines():
         try:
@@ -332,7 +332,7 @@ def _observe(sandbox: Sandbox, image_id: str, kwargs: dict) -> dict:
     network = client.networks.create(f"{name}-net",
                                      driver="bridge", internal=True,
                                      labels=sandbox.labels("network"))
-    limits = {k: v for k, v in sandbox._container_limits().items()
+    limits = {k: v for k, v in sandbox.container_limits().items()
               if k not in ("cap_drop", "security_opt")}
     try:
         container = client.containers.run(

@@ -293,7 +293,7 @@ class Runner:
             app = client.containers.run(
                 self.image_id, detach=True, labels=self.sandbox.labels("container"),
                 network_mode="none", mounts=self.mounts(),
-                **self.sandbox._container_limits())
+                **self.sandbox.container_limits())
         except docker.errors.APIError as exc:
             seen.error = exc.explanation or str(exc)
             return seen
@@ -322,7 +322,7 @@ class Runner:
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             seen.error = getattr(exc, "explanation", None) or str(exc)
         finally:
-            self.sandbox._force_remove(app.id)   # docker rm -f -v
+            self.sandbox.remove_container(app.id)   # docker rm -f -v
         return seen
 
     def look_into(self, mount: dict) -> str | None:
@@ -337,7 +337,7 @@ class Runner:
             helper = self.sandbox.client.containers.run(
                 self.helper_image, ["cat", NOTES], detach=True, labels=self.sandbox.labels("container"),
                 network_mode="none", mounts=[Mount(target, name, type="volume", read_only=True)],
-                **self.sandbox._container_limits())
+                **self.sandbox.container_limits())
         except docker.errors.APIError:
             return None
         try:
@@ -346,7 +346,7 @@ class Runner:
         except (requests.exceptions.RequestException, docker.errors.APIError):
             return None
         finally:
-            self.sandbox._force_remove(helper.id)
+            self.sandbox.remove_container(helper.id)
 
 
 def _logs(container) -> str:
