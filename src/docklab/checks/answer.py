@@ -29,8 +29,6 @@ from docker.utils.build import exclude_paths
 from docklab.checks.base import fingerprint
 from docklab.errors import DocklabError
 
-#: The first line of the notebook cell that writes the Dockerfile (IPython's cell magic).
-WRITEFILE = re.compile(r"^\s*%%writefile\s+(?:-a\s+|--append\s+)?[\"']?(?:\./)?Dockerfile[\"']?\s*$")
 #: The text nbgrader leaves where a solution was taken out.
 PLACEHOLDER = "raise NotImplementedError"
 
@@ -86,26 +84,41 @@ def open_answer(path: str | os.PathLike, lab_files: dict[str, Path], *, limits):
         yield answer
 
 
-def dockerfile_from_notebook(notebook: Path) -> tuple[str | None, str | None]:
-    """The body of the last ``%%writefile Dockerfile`` cell, or (None, why not)."""
+def writefile_cell(notebook: Path, *names: str) -> tuple[str | None, str]:
+    """The body of the last ``%%writefile <name>`` cell (any of ``names``), or (None, why not).
+
+    The one reader of a file a lab's notebook writes (a Dockerfile, compose.yaml, run.json,
+    publish.py ...): read as text, never run. ``-a``/``--append`` and ``./`` are accepted.
+    """
+    wanted = "|".join(re.escape(name) for name in names)
+    pattern = re.compile(rf"^\s*%%writefile\s+(?:-a\s+|--append\s+)?[\"']?(?:\./)?(?:{wanted})"
+                         rf"[\"']?\s*$")
     try:
-        document = json.loads(notebook.read_text(encoding="utf-8"))
-        cells = document.get("cells", [])
+        cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells", [])
     except (OSError, ValueError, AttributeError) as exc:
-        return None, f"The notebook {notebook.name} could not be read ({exc.__class__.__name__})."
+        return None, (f"The notebook {Path(notebook).name} could not be read "
+                      f"({exc.__class__.__name__}).")
     body = None
-    for cell in cells:
+    for cell in cells if isinstance(cells, list) else []:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else str(source)
         first, _, rest = source.partition("\n")
-        if WRITEFILE.match(first):
-            body = rest if rest.endswith("\n") else rest + "\n"
+        if pattern.match(first):
+            body = rest
     if body is None:
-        return None, (f"{notebook.name} has no cell starting with %%writefile Dockerfile: that "
-                      "cell is where the lab's Dockerfile is written.")
-    return body, None
+        return None, (f"{Path(notebook).name} has no cell starting with %%writefile {names[0]}: "
+                      f"that cell is where the lab's {names[0]} is written.")
+    return body, ""
+
+
+def dockerfile_from_notebook(notebook: Path) -> tuple[str | None, str | None]:
+    """The body of the last ``%%writefile Dockerfile`` cell, or (None, why not)."""
+    body, problem = writefile_cell(notebook, "Dockerfile")
+    if body is None:
+        return None, problem
+    return (body if body.endswith("\n") else body + "\n"), None
 
 
 def _prepare(source: Path, context: Path, kind: str, limits) -> PreparedAnswer:

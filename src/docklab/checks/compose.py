@@ -45,6 +45,7 @@ import docker.errors
 import requests.exceptions
 
 from docklab.checks import inside
+from docklab.checks.answer import writefile_cell
 from docklab.checks.base import (
     Criterion,
     Lab,
@@ -77,7 +78,6 @@ TOPICS = {
     "frontend_isolated": "networks: frontend and backend",
     "named_volume": "named volumes in compose (down keeps them, down -v removes them)",
 }
-_WRITEFILE = re.compile(r"^\s*%%writefile\s+(?:-a\s+)?[\"']?(?:\./)?compose\.ya?ml[\"']?\s*$")
 
 CRITERIA = [
     Criterion("compose_valid", 1, "docker compose accepts the file: services app (busybox) and "
@@ -97,23 +97,7 @@ CRITERIA = [
 def compose_text(answer) -> tuple[str | None, str]:
     """The learner's compose file, or (None, why not)."""
     if answer.kind == "notebook":
-        try:
-            cells = json.loads(Path(answer.source).read_text(encoding="utf-8")).get("cells", [])
-        except (OSError, ValueError, AttributeError) as exc:
-            return None, f"The notebook could not be read ({exc.__class__.__name__})."
-        body = None
-        for cell in cells:
-            if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-                continue
-            source = cell.get("source", "")
-            source = "".join(source) if isinstance(source, list) else str(source)
-            first, _, rest = source.partition("\n")
-            if _WRITEFILE.match(first):
-                body = rest
-        if body is None:
-            return None, ("The notebook has no cell starting with %%writefile compose.yaml: "
-                          "that cell is where the lab's compose file is written.")
-        return body, ""
+        return writefile_cell(Path(answer.source), *FILES)
     for name in FILES:
         if name in answer.files:
             return answer.files[name].decode("utf-8", "replace"), ""

@@ -51,6 +51,7 @@ import requests.exceptions
 from docker.types import Resources, RestartPolicy, ServiceMode, UpdateConfig
 
 from docklab import labels as L
+from docklab.checks.answer import writefile_cell
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import EngineError, ImageError
@@ -90,9 +91,8 @@ def spec_text(answer) -> tuple[str | None, str]:
     if SPEC in answer.files:
         return answer.files[SPEC].decode("utf-8", "replace"), ""
     if answer.kind == "notebook":
-        from docklab.checks.security import _writefile_cell
 
-        return _writefile_cell(Path(answer.source), SPEC)
+        return writefile_cell(Path(answer.source), SPEC)
     return None, (f"There is no {SPEC} in the folder {answer.source}: run the %%writefile "
                   f"{SPEC} cell, which writes it next to the notebook.")
 

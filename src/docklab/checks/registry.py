@@ -39,6 +39,7 @@ import docker.errors
 import requests.exceptions
 
 from docklab.checks import inside
+from docklab.checks.answer import writefile_cell
 from docklab.checks.base import (
     Criterion,
     Lab,
@@ -137,9 +138,8 @@ def _script(answer) -> tuple[bytes | None, str]:
     if SCRIPT in answer.files:
         return answer.files[SCRIPT], ""
     if answer.kind == "notebook":
-        from docklab.checks.security import _writefile_cell
 
-        text, why = _writefile_cell(Path(answer.source), SCRIPT)
+        text, why = writefile_cell(Path(answer.source), SCRIPT)
         return (text.encode() if text is not None else None), why
     return None, (f"There is no {SCRIPT} in the folder {answer.source}: run the %%writefile "
                   f"{SCRIPT} cell, which writes it next to the notebook.")

@@ -68,6 +68,7 @@ from pathlib import Path
 import docker.errors
 import requests.exceptions
 
+from docklab.checks.answer import writefile_cell
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.feedback import BuildLab, build_failed
 from docklab.checks.sandbox import Sandbox
@@ -119,28 +120,9 @@ def run_spec_text(answer) -> tuple[str | None, str]:
     if RUN_SPEC in answer.files:
         return answer.files[RUN_SPEC].decode("utf-8", "replace"), ""
     if answer.kind == "notebook":
-        return _writefile_cell(Path(answer.source), RUN_SPEC)
+        return writefile_cell(Path(answer.source), RUN_SPEC)
     return None, (f"There is no {RUN_SPEC} in the folder {answer.source}: run the "
                   f"%%writefile {RUN_SPEC} cell, which writes it next to the notebook.")
-
-
-def _writefile_cell(notebook: Path, name: str) -> tuple[str | None, str]:
-    pattern = re.compile(r"^\s*%%writefile\s+[\"']?(?:\./)?" + re.escape(name) + r"[\"']?\s*$")
-    try:
-        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError, AttributeError):
-        return None, f"The notebook {notebook.name} could not be read."
-    body = None
-    for cell in cells:
-        if isinstance(cell, dict) and cell.get("cell_type") == "code":
-            source = cell.get("source", "")
-            source = "".join(source) if isinstance(source, list) else str(source)
-            first, _, rest = source.partition("\n")
-            if pattern.match(first):
-                body = rest
-    if body is None:
-        return None, f"{notebook.name} has no cell starting with %%writefile {name}."
-    return body, ""
 
 
 def parse_run_spec(text: str) -> tuple[dict | None, str]:
