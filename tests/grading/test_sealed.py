@@ -47,6 +47,23 @@ def _added_cell(notebook, source: str) -> None:
     notebook.cells.insert(index + 1, nbformat.v4.new_code_cell(source))
 
 
+def _host_state(client) -> dict:
+    """Everything on the host's engine that grading could leave behind."""
+    return {
+        "containers": {c.id for c in client.containers.list(all=True)},
+        "images": {i.id for i in client.images.list(all=True)},
+        "volumes": {v.name for v in client.volumes.list()},
+        "networks": {n.id for n in client.networks.list()},
+        "swarm": (client.info().get("Swarm") or {}).get("LocalNodeState"),
+    }
+
+
+@pytest.fixture(scope="module")
+def host_before(client):
+    """The host engine's state before this module graded anything."""
+    return _host_state(client)
+
+
 @pytest.fixture(scope="module")
 def host_marks(tmp_path_factory):
     """Places on the grading host that learner code would touch if it ever ran here."""
@@ -56,7 +73,7 @@ def host_marks(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, host_marks):
+def graded(tmp_path_factory, host_marks, host_before):
     """One nbgrader round trip of mobysay with hostile submissions, through SealedJudge."""
     learner = "sealed-" + tmp_path_factory.mktemp("id").name[-6:]
     mp = pytest.MonkeyPatch()
@@ -285,3 +302,39 @@ def test_root_in_a_graded_build_cannot_touch_the_hosts_kernel_settings():
         "2>&1 || true\n")
     assert report["builds"].passed, report["builds"].feedback
     assert Path("/proc/sys/kernel/core_pattern").read_text() == core_pattern
+
+
+def test_the_sealed_engine_is_rootless_and_offline(client):
+    from docklab.grading.sealed import SealedEngine
+
+    with SealedEngine(client, images=["busybox"]) as sealed:
+        info = sealed.client.info()
+        assert any("rootless" in option for option in info["SecurityOptions"])
+        assert info["ID"] != client.info()["ID"]
+        script = ("timeout 5 wget -qO- http://deb.debian.org/ 2>&1; "
+                  "timeout 5 wget -qO- http://1.1.1.1/ 2>&1; true")
+        out = sealed.client.containers.run(sealed.references["busybox"], ["sh", "-c", script],
+                                           remove=True).decode()
+    no_dns, no_route = out.splitlines()[:2]
+    assert "bad address" in no_dns
+    assert "can't connect" in no_route or "unreachable" in no_route.lower(), no_route
+
+
+def test_a_sandbox_is_stopped_at_its_wall_clock(client):
+    import docker.errors
+    import requests.exceptions
+
+    from docklab.grading.sealed import SealedEngine
+
+    started = time.monotonic()
+    with SealedEngine(client, images=["busybox"], limits=SealedLimits(wall=8)) as sealed:
+        with pytest.raises((docker.errors.APIError, requests.exceptions.RequestException)):
+            sealed.client.containers.run(sealed.references["busybox"], ["sleep", "60"],
+                                         remove=True)
+        assert sealed.bound_hit() == "wall"
+    assert time.monotonic() - started < 30
+
+
+def test_the_host_engine_is_left_as_it_was(client, host_before):
+    """Runs last in this module: every grading above left nothing on the host's engine."""
+    assert _host_state(client) == host_before

@@ -71,7 +71,7 @@ class SealedLimits:
     pids: int = 1024
     cpus: float = 1.0
     wall: float = 600.0            # seconds from start to teardown
-    start_timeout: float = 30.0
+    start_timeout: float = 60.0      # a busy grading host may take a while
 
     @classmethod
     def from_env(cls, **overrides) -> SealedLimits:
