@@ -3,8 +3,8 @@
     report = judge_cells("mobysay", {"dockerfile": "%%writefile Dockerfile\\nFROM ..."})
 
 The answer cells (read as data, :mod:`docklab.grading.answers`) are written into a temporary
-folder; a :class:`~docklab.grading.sealed.SealedEngine` is started with the lab's course images
-and network; the lab's checks judge the answer there with the hidden tests; the engine is removed.
+folder; a :class:`~docklab.grading.sealed.SealedEngine` is started from the lab's seed (its course
+images and its reference build's cache, :mod:`docklab.grading.seed`) with the lab's network; the lab's checks judge the answer there with the hidden tests; the engine is removed.
 Everything here runs in the grader's process, which holds the gradebook: nothing in it executes
 learner code. Reports are kept per answer (:func:`~docklab.grading.answers.answer_key`) for the
 life of the process, so ``docklab grade`` can judge many submissions in parallel first and let
@@ -22,6 +22,7 @@ from docklab.checks.base import Report, unjudged
 from docklab.errors import DocklabError, EngineError
 from docklab.grading.answers import answer_cells, answer_key, read_submission, write_answer
 from docklab.grading.sealed import SealedEngine, SealedLimits
+from docklab.grading.seed import lab_seed
 
 _reports: dict[str, Report] = {}
 _lock = threading.Lock()
@@ -52,10 +53,11 @@ def judge_cells(lab_id: str, cells: dict[str, str], *, host=None, limits=None,
         from docklab.engine import connect
 
         host = connect()
+    seed = lab_seed(lab, host)
     with tempfile.TemporaryDirectory(prefix=f"docklab-answer-{lab_id}-") as tmp:
         notebook = write_answer(lab_id, cells, Path(tmp))
         with SealedEngine(host, images=lab.images, allow_hosts=lab.network,
-                          limits=sealed_limits, lesson=f"grade-{lab_id}") as sealed:
+                          limits=sealed_limits, lesson=f"grade-{lab_id}", seed=seed) as sealed:
             try:
                 report = lab.check(notebook, sealed=sealed, hidden=True, limits=limits)
             except EngineError:

@@ -91,12 +91,8 @@ def image_cache_dir() -> Path:
     return Path(base) / "docklab" / "sealed"
 
 
-def saved_images(host: docker.DockerClient, names: Iterable[str]) -> tuple[Path, dict[str, str]]:
-    """A tar of the course images ``names`` saved from the host's engine, and {name: image id}.
-
-    Saved once per set of image IDs and reused (``docker save`` of debian:12 takes ~1 s); a new
-    build of a course image has a new ID, so it gets a new tar.
-    """
+def image_ids(host: docker.DockerClient, names: Iterable[str]) -> dict[str, str]:
+    """{course image name: its ID on the host's engine}: what the judges refer to."""
     references = {}
     for name in names:
         try:
@@ -105,6 +101,16 @@ def saved_images(host: docker.DockerClient, names: Iterable[str]) -> tuple[Path,
             raise ImageError(f"The course image {name} is not on this engine, so grading cannot "
                              "load it into the sealed engine.",
                              "Run `docklab images prepare`.") from exc
+    return references
+
+
+def saved_images(host: docker.DockerClient, names: Iterable[str]) -> tuple[Path, dict[str, str]]:
+    """A tar of the course images ``names`` saved from the host's engine, and {name: image id}.
+
+    Saved once per set of image IDs and reused (``docker save`` of debian:12 takes ~1 s); a new
+    build of a course image has a new ID, so it gets a new tar.
+    """
+    references = image_ids(host, names)
     key = hashlib.sha256("\n".join(f"{n}={i}" for n, i in sorted(references.items())).encode())
     cache = image_cache_dir()
     cache.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -131,12 +137,14 @@ class SealedEngine:
 
     def __init__(self, host: docker.DockerClient, *, images: Iterable[str] = (),
                  allow_hosts: Iterable[str] = (), limits: SealedLimits | None = None,
-                 lesson: str = "grade-sealed"):
+                 lesson: str = "grade-sealed", seed: Path | None = None):
         self.host = host
         self.images = tuple(images)
         self.allow_hosts = tuple(allow_hosts)
         self.limits = limits or SealedLimits.from_env()
         self.lesson = lesson
+        #: A data root to start from (see :func:`make_seed`): the images are in it already.
+        self.seed = seed
         self.client: docker.DockerClient | None = None
         self.references: dict[str, str] = {}
         self.build_args: dict[str, str] = build_proxy_args() if self.allow_hosts else {}
@@ -176,7 +184,10 @@ class SealedEngine:
             raise ImageError(f"The course image {SEALED_IMAGE} is not on this engine: grading "
                              "runs every submission in one.",
                              "Run `docklab images prepare`.") from exc
-        tar, references = saved_images(self.host, self.images) if self.images else (None, {})
+        if self.seed is not None:
+            tar, references = None, image_ids(self.host, self.images)
+        else:
+            tar, references = saved_images(self.host, self.images) if self.images else (None, {})
         self._run_dir = Path(tempfile.mkdtemp(prefix="docklab-sealed-"))
         engine_dir = self._run_dir / "engine"
         proxy_dir = self._run_dir / "proxy"
@@ -194,10 +205,11 @@ class SealedEngine:
         self._watch.start()
         self.client = self._wait_for_engine(engine_dir / "docker.sock")
         self.details["engine_start_seconds"] = round(time.monotonic() - started, 2)
+        loaded = time.monotonic()
         if tar is not None:
-            loaded = time.monotonic()
             with open(tar, "rb") as handle:
                 self.client.images.load(handle)
+        if references:
             for name, image_id in references.items():
                 inner = self.client.images.get(image_id)
                 if name not in inner.tags and f"{name}:latest" not in inner.tags:
@@ -216,7 +228,9 @@ class SealedEngine:
             tmpfs={"/var/lib/sealed": f"size={self.limits.disk},mode=0755",
                    "/run": "size=64m", "/var/lib/docker": "size=1m"},
             binds={str(engine_dir): {"bind": "/engine", "mode": "rw"},
-                   str(proxy_dir): {"bind": "/proxy", "mode": "rw"}},
+                   str(proxy_dir): {"bind": "/proxy", "mode": "rw"},
+                   **({str(self.seed): {"bind": "/seed/data-root.tar", "mode": "ro"}}
+                      if self.seed is not None else {})},
             mem_limit=self.limits.memory, memswap_limit=self.limits.memory,
             pids_limit=self.limits.pids, nano_cpus=int(self.limits.cpus * 1e9),
             log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}))
@@ -229,6 +243,24 @@ class SealedEngine:
                 f"docklab-sealed-{self.lesson}-{os.urandom(4).hex()}"),
             labels=L.labels_for(self.lesson, kind="container"))
         return self.host.containers.get(created["Id"])
+
+    def save_seed(self, path: Path) -> None:
+        """Stop this engine and save its data root as ``path``, for later engines to start from.
+
+        The engine is stopped first (SIGTERM to the sandbox: dockerd shuts down cleanly), so the
+        copy is consistent; the sandbox's entry script writes it, as root, keeping owners, the
+        overlay whiteouts and their extended attributes. The engine is gone afterwards.
+        """
+        engine_dir = self._run_dir / "engine"
+        (engine_dir / "make-seed").touch()
+        self._closing.set()  # the watchdog must not count a stopping engine
+        self._container.kill(signal="SIGTERM")
+        status = self._container.wait(timeout=self.limits.start_timeout * 2)
+        made = engine_dir / "seed.tar"
+        if status.get("StatusCode") != 0 or not made.is_file():
+            log = self._container.logs(tail=10).decode(errors="replace")
+            raise DocklabError("The sealed engine could not save its data root.", log)
+        os.replace(made, path)
 
     def _wait_for_engine(self, socket_path: Path) -> docker.DockerClient:
         deadline = time.monotonic() + self.limits.start_timeout
