@@ -57,12 +57,15 @@ import docker.errors
 import requests.exceptions
 
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
+from docklab.checks.feedback import BuildLab, build_failed
 from docklab.checks.recorded import notebook_literals
 from docklab.checks.sandbox import RunResult, Sandbox
 from docklab.errors import ImageError
 
 BASE_IMAGE = "busybox"
 APP_FILES = ("start.sh", "greeting.txt")
+#: The words of this lab's build feedback (:mod:`docklab.checks.feedback`).
+BUILD = BuildLab(base=BASE_IMAGE, files=APP_FILES)
 BROKEN = "broken.Dockerfile"
 ANSWERS_FILE = "answers.json"
 APP_SCRIPT = "/app/start.sh"
@@ -357,25 +360,6 @@ def _verdict_app(data: bytes | None, why: str, expected: bytes) -> Verdict:
     return passed(f"{APP_SCRIPT} is the lab's start.sh.")
 
 
-def _build_feedback(build, limits) -> str:
-    if build.timed_out:
-        return (f"The build did not finish within {limits.build_timeout:.0f} s, so grading "
-                "stopped it. A RUN that never ends holds the whole build.")
-    if build.flooded:
-        return "The build printed without end, so grading stopped it."
-    error = build.error.strip() or "the engine reported no image"
-    if "not found in build context" in error or "no such file or directory" in error.lower() \
-            or "outside the build context" in error:
-        return (f"COPY could not find a file: {error}. COPY only sees the build context, the "
-                "lab folder (Dockerfile, start.sh, greeting.txt); name the files as they are "
-                "there, and the path inside the image after them.")
-    if "unknown instruction" in error.lower():
-        return (f"The Dockerfile has a line Docker does not know: {error}. Every line starts "
-                "with an instruction (FROM, WORKDIR, COPY, CMD ...).")
-    tail = "\n".join(build.log.strip().splitlines()[-6:])
-    return f"The image did not build: {error}\nLast lines of the build:\n{tail}"
-
-
 def _missing_from_logs(output: str) -> str | None:
     match = _MISSING.search(output)
     return match.group(1) if match else None
@@ -420,7 +404,7 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
         return verdicts
     build = sandbox.build(answer.tar())
     if not build.ok:
-        verdicts["builds"] = failed(_build_feedback(build, sandbox.limits))
+        verdicts["builds"] = failed(build_failed(build, sandbox.limits, BUILD))
         verdicts.update(not_judged(lab, "the fixed image did not build, so there is nothing "
                                    "to run."))
         sandbox.details["build_log_tail"] = build.log[-4000:]
@@ -518,7 +502,7 @@ def try_it(answer: str | os.PathLike = ".") -> None:
         print("$ docker build -t lifecycle-fixed .")
         build = sandbox.build(prepared.tar())
         if not build.ok:
-            print(_build_feedback(build, limits))
+            print(build_failed(build, limits, BUILD))
             return
         print(f"  built in {build.seconds:.1f} s\n")
         print("$ docker run -d --name fixed lifecycle-fixed; sleep 3; docker ps -a")

@@ -30,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 import docker.errors
 
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
-from docklab.checks.sandbox import BuildResult, RunResult, Sandbox, is_course_label_step
+from docklab.checks.feedback import BuildLab, build_failed
+from docklab.checks.sandbox import RunResult, Sandbox, is_course_label_step
 from docklab.errors import ImageError
 from docklab.grading.proxy import DEBIAN_MIRROR
 
@@ -69,6 +70,9 @@ CRITERIA = [
     Criterion("custom_message", 2, "`docker run mobysay <message>` shows Moby saying <message>"),
     Criterion("entrypoint_exec_form", 1, "ENTRYPOINT is the exec form of cowsay -f moby.cow"),
 ]
+
+#: The words of this lab's build feedback (:mod:`docklab.checks.feedback`).
+BUILD = BuildLab(base=BASE_IMAGE, files=(COWFILE,), packages="cowsay", hosts=DEBIAN_MIRROR)
 
 _NOP = "#(nop)"
 _ARG_PREFIX = re.compile(r"^\|\d+\s+")
@@ -116,54 +120,6 @@ def _env(image) -> dict[str, str]:
 
 
 # -- the verdicts -------------------------------------------------------------------------------
-
-def _build_feedback(answer, build: BuildResult, limits) -> str:
-    if build.timed_out:
-        return (f"The build did not finish within {limits.build_timeout:.0f} s, so grading "
-                "stopped it and removed its container. A RUN that never ends (say `sleep 1000`, "
-                "or a command waiting for an answer on its input) holds the whole build.")
-    if build.flooded:
-        return (f"The build printed more than {limits.build_log_bytes // 1024 // 1024} MiB, so "
-                "grading stopped it. A RUN that prints without end (like `yes`) never finishes.")
-    error = build.error.strip()
-    # What the last step printed (its own output, not the engine's step bookkeeping).
-    last_step = build.log.rsplit("\nStep ", 1)[-1].splitlines()
-    printed = [line for line in last_step[1:]
-               if line.strip() and line.strip() != error and not line.startswith(" ---> ")
-               and not line.startswith("Removing intermediate container")]
-    tail = "\n".join(printed[-6:]) or "(nothing)"
-    if "outside the build context" in error or "outside of the build context" in error:
-        return (f"The engine refused to copy a file: {error}. COPY and ADD only see the build "
-                "context, the folder sent to the engine (here: the lab folder with the "
-                "Dockerfile and moby.cow); ../ paths and links that point outside it cannot be "
-                "copied. Keep moby.cow next to the Dockerfile and write COPY moby.cow ...")
-    if "not found in build context" in error or "no such file or directory" in error.lower():
-        return (f"COPY found no such file in the build context: {error}. The engine only has "
-                "the files of the folder sent with the build (here: the Dockerfile and "
-                "moby.cow); a link pointing outside that folder leads nowhere inside it.")
-    if "Do you want to continue?" in build.log:
-        return ("apt-get install stopped to ask 'Do you want to continue? [Y/n]' and, with "
-                "nobody to answer during a build, gave up. Add -y: apt-get install -y cowsay.")
-    if "apt-get: not found" in build.log or "apt-get: command not found" in build.log:
-        return ("The base image has no apt-get, so cowsay cannot be installed: this lab builds "
-                f"FROM {BASE_IMAGE}, whose package manager is apt. Last lines:\n" + tail)
-    if "Unable to locate package" in build.log:
-        return ("apt-get could not find cowsay: its package lists were empty or stale. Run "
-                "apt-get update in the same RUN, just before apt-get install. Last lines:\n"
-                + tail)
-    if "unknown instruction" in error.lower():
-        return (f"The Dockerfile has a line Docker does not know: {error}. Every line starts "
-                "with an instruction (FROM, ARG, RUN, COPY, ENV, ENTRYPOINT, CMD ...); a "
-                "command that goes on over several lines needs a \\ at the end of each line.")
-    if "pull access denied" in error or "not found" in error and "manifest" in error:
-        return (f"The base image could not be found: {error}. This lab builds FROM "
-                f"{BASE_IMAGE}, which the course prepares on this engine.")
-    if "returned a non-zero code" in error:
-        return (f"A RUN command failed: {error}. The last lines it printed:\n{tail}")
-    if not error:
-        error = "the engine reported no image"
-    return f"The image did not build: {error}\nLast lines of the build:\n{tail}"
-
 
 def _verdict_base(image, base, ancestor) -> Verdict:
     base_layers = base.attrs["RootFS"].get("Layers") or []
@@ -392,7 +348,7 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
 
     build = sandbox.build(answer.tar())
     if not build.ok:
-        feedback = _build_feedback(answer, build, limits)
+        feedback = build_failed(build, limits, BUILD)
         if answer.problems:
             feedback = " ".join(answer.problems) + " " + feedback
         verdicts["builds"] = failed(feedback)
@@ -545,7 +501,7 @@ def try_it(answer: str | os.PathLike = ".", message: str = "Hello from the lab")
             if not is_course_label_step(instruction):
                 print(f"  step {number}: {instruction}")
         if not build.ok:
-            print(_build_feedback(prepared, build, limits))
+            print(build_failed(build, limits, BUILD))
             return
         print(f"  built in {build.seconds:.1f} s\n")
         for args in ([], [message]):
