@@ -9,6 +9,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The folders under tests/, each a tier a developer can run alone: `pytest -m labs`.
+TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "binder")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test with its tier (its folder), so `-m notebooks` or `-m "not browser"` work."""
+    tests = ROOT / "tests"
+    for item in items:
+        parts = Path(item.path).relative_to(tests).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 @pytest.fixture(scope="session")
