@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,3 +74,27 @@ def round_trip(course: Path, lab: str,
 
 def feedback_html(course: Path, lab: str, student: str) -> str:
     return (course / "feedback" / student / lab / f"{lab}.html").read_text()
+
+
+class Cheat:
+    """A hostile submission, as an ``edit`` for :func:`round_trip`.
+
+    The answer cell rebinds the lab's checks module (under nbgrader's own Execute step every test
+    cell then passed), and an added cell patches the report and writes a file on the grading
+    host, :attr:`marker`, which must never exist. The added cell goes right after the answer
+    cell, or before the cell ``before`` names.
+    """
+
+    def __init__(self, lab: str, answer_cell: str, *, before: str | None = None):
+        self.answer_cell, self.before = answer_cell, before
+        self.marker = Path(f"/tmp/docklab-pwned-{lab}-{uuid.uuid4().hex[:8]}")
+        self.answer = f'{lab} = type("M", (), {{"__getattr__": lambda s, n: lambda *a, **k: s}})()\n'
+        self.added = ("from docklab.checks import base\n"
+                      "base.Report.assert_passed = lambda *a, **k: None\n"
+                      f"open({str(self.marker)!r}, 'w').write('ran on the grading host')\n")
+
+    def __call__(self, notebook) -> None:
+        set_cell(notebook, self.answer_cell, self.answer)
+        ids = [c.get("id") for c in notebook.cells]
+        at = ids.index(self.before) if self.before else ids.index(self.answer_cell) + 1
+        notebook.cells.insert(at, nbformat.v4.new_code_cell(self.added))

@@ -13,18 +13,16 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from docklab import labels
 from docklab.checks import lifecycle
 from docklab.checks.answer import dockerfile_from_notebook
 from tests.conftest import run_docklab
-from tests.labs.roundtrip import copy_course, feedback_html, round_trip, set_cell
+from tests.labs.roundtrip import Cheat, copy_course, feedback_html, round_trip, set_cell
 
 pytestmark = pytest.mark.engine
 
@@ -177,19 +175,8 @@ ADD start.sh ./
 COPY greeting.txt config/greeting.txt
 ENTRYPOINT ["/bin/sh", "start.sh"]
 """
-# A cheat: the answer cell rebinds the checks module (under nbgrader's old Execute step every
-# test cell then passed), and an added cell patches the report and writes on the grading host.
-PWNED = Path(f"/tmp/docklab-pwned-lifecycle-{uuid.uuid4().hex[:8]}")
-CHEAT_CELL = 'lifecycle = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()\n'
-PATCH_CELL = ("from docklab.checks import base\n"
-              "base.Report.assert_passed = lambda *a, **k: None\n"
-              f"open({str(PWNED)!r}, 'w').write('ran on the grading host')\n")
-
-
-def _cheat(notebook) -> None:
-    set_cell(notebook, "answers", CHEAT_CELL)
-    at = next(i for i, c in enumerate(notebook.cells) if c.get("id") == "dockerfile")
-    notebook.cells.insert(at, nbformat.v4.new_code_cell(PATCH_CELL))
+# A cheat: a rebound checks module, and an added cell patching the report and writing on the host.
+CHEAT = Cheat("lifecycle", "answers", before="dockerfile")
 
 
 # student → (submission, expected score out of 9)
@@ -203,7 +190,7 @@ STUDENTS = {
     # httpd in the background: the container ends with exit code 0
     "di": (_submission(RIGHT_CELL, edit(CMD, BACKGROUND)), 4),
     "eve": (None, 0),
-    "mal": (_cheat, 0),
+    "mal": (CHEAT, 0),
     "odo": (_submission(OTHER_CELL, OTHER_SPELLING), 9),
 }
 
@@ -240,7 +227,7 @@ def test_round_trip_autogrades_to_the_expected_scores(graded):
 def test_round_trip_runs_no_cell_of_a_submission(graded):
     """The cheat's added cell never ran: nothing was written on the grading host, its patched
     report passed nothing, and the log says the sealed judge graded it."""
-    assert not PWNED.exists()
+    assert not CHEAT.marker.exists()
     assert set(graded["cells"]["mal"].values()) == {0}
     assert "sealed engine (no cell is executed)" in graded["results"]["mal"]["log"]
 

@@ -13,17 +13,15 @@ from __future__ import annotations
 import copy
 import json
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from docklab import labels
 from docklab.checks import networking
 from tests.conftest import run_docklab
-from tests.labs.roundtrip import copy_course, feedback_html, round_trip, set_cell
+from tests.labs.roundtrip import Cheat, copy_course, feedback_html, round_trip, set_cell
 
 pytestmark = pytest.mark.engine
 
@@ -165,19 +163,8 @@ def _submission(setup: dict):
     return write
 
 
-# A cheat: the answer cell rebinds the checks module (under nbgrader's old Execute step every
-# test cell then passed), and an added cell patches the report and writes on the grading host.
-PWNED = Path(f"/tmp/docklab-pwned-networking-{uuid.uuid4().hex[:8]}")
-CHEAT_CELL = 'networking = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()\n'
-PATCH_CELL = ("from docklab.checks import base\n"
-              "base.Report.assert_passed = lambda *a, **k: None\n"
-              f"open({str(PWNED)!r}, 'w').write('ran on the grading host')\n")
-
-
-def _cheat(notebook) -> None:
-    set_cell(notebook, "answer", CHEAT_CELL)
-    at = next(i for i, c in enumerate(notebook.cells) if c.get("id") == "answer")
-    notebook.cells.insert(at + 1, nbformat.v4.new_code_cell(PATCH_CELL))
+# A cheat: a rebound checks module, and an added cell patching the report and writing on the host.
+CHEAT = Cheat("networking", "answer")
 
 
 # The good set-up in other spellings: -p as a string, one alias as a string, the client's
@@ -193,7 +180,7 @@ STUDENTS = {
     "cy": (_submission(changed(web__ports={"80/tcp": 8080, "8080/tcp": 8081})), 5),
     "di": (_submission(changed(web__aliases=None, client__aliases=["shop"])), 6),
     "eve": (None, 0),
-    "mal": (_cheat, 0),
+    "mal": (CHEAT, 0),
     "odo": (_submission(OTHER_SPELLING), 7),
 }
 
@@ -228,7 +215,7 @@ def test_round_trip_autogrades_to_the_expected_scores(graded):
 def test_round_trip_runs_no_cell_of_a_submission(graded):
     """The cheat's added cell never ran: nothing was written on the grading host, its patched
     report passed nothing, and the log says the sealed judge graded it."""
-    assert not PWNED.exists()
+    assert not CHEAT.marker.exists()
     assert set(graded["cells"]["mal"].values()) == {0}
     assert "sealed engine (no cell is executed)" in graded["results"]["mal"]["log"]
 
