@@ -98,3 +98,10 @@ class Cheat:
         ids = [c.get("id") for c in notebook.cells]
         at = ids.index(self.before) if self.before else ids.index(self.answer_cell) + 1
         notebook.cells.insert(at, nbformat.v4.new_code_cell(self.added))
+
+    def assert_came_to_nothing(self, graded: dict, student: str) -> None:
+        """The added cell never ran: no marker on the grading host, the patched report passed
+        nothing (every cell 0), and the autograde log says the sealed judge graded it."""
+        assert not self.marker.exists()
+        assert set(graded["cells"][student].values()) == {0}
+        assert "sealed engine (no cell is executed)" in graded["results"][student]["log"]

@@ -213,11 +213,7 @@ def test_round_trip_autogrades_to_the_expected_scores(graded):
 
 
 def test_round_trip_runs_no_cell_of_a_submission(graded):
-    """The cheat's added cell never ran: nothing was written on the grading host, its patched
-    report passed nothing, and the log says the sealed judge graded it."""
-    assert not CHEAT.marker.exists()
-    assert set(graded["cells"]["mal"].values()) == {0}
-    assert "sealed engine (no cell is executed)" in graded["results"]["mal"]["log"]
+    CHEAT.assert_came_to_nothing(graded, "mal")
 
 
 def test_round_trip_feedback_says_what_to_fix(graded):
