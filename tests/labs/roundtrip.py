@@ -105,3 +105,10 @@ class Cheat:
         assert not self.marker.exists()
         assert set(graded["cells"][student].values()) == {0}
         assert "sealed engine (no cell is executed)" in graded["results"][student]["log"]
+
+
+def sealed_report(graded: dict, lab: str, student: str):
+    """The sealed judge's report on a student's submission (kept by the judge: not re-judged)."""
+    from docklab.grading.judge import judge_file
+
+    return judge_file(lab, graded["course"] / "submitted" / student / lab / f"{lab}.ipynb")

@@ -25,9 +25,8 @@ import pytest
 
 from docklab import labels
 from docklab.checks import compose
-from docklab.grading.judge import judge_file
 from tests.conftest import run_docklab
-from tests.labs.roundtrip import copy_course, feedback_html, round_trip, set_cell
+from tests.labs.roundtrip import copy_course, feedback_html, round_trip, sealed_report, set_cell
 
 pytestmark = pytest.mark.engine
 
@@ -276,9 +275,7 @@ def test_round_trip_autogrades_to_the_expected_scores(graded):
 
 
 def _report(graded, student: str):
-    """The sealed judge's report on a student's submission (kept by the judge: not re-judged)."""
-    notebook = graded["course"] / "submitted" / student / "compose" / "compose.ipynb"
-    return judge_file("compose", notebook)
+    return sealed_report(graded, "compose", student)
 
 
 def test_round_trip_judged_in_a_sealed_engine(graded):

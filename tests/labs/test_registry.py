@@ -25,9 +25,8 @@ import pytest
 
 from docklab import labels
 from docklab.checks import registry
-from docklab.grading.judge import judge_file
 from tests.conftest import run_docklab
-from tests.labs.roundtrip import copy_course, feedback_html, round_trip, set_cell
+from tests.labs.roundtrip import copy_course, feedback_html, round_trip, sealed_report, set_cell
 
 pytestmark = pytest.mark.engine
 
@@ -239,9 +238,7 @@ def test_round_trip_scores(graded):
 
 
 def _report(graded, student: str):
-    """The sealed judge's report on a student's submission (kept by the judge: not re-judged)."""
-    notebook = graded["course"] / "submitted" / student / "registry" / "registry.ipynb"
-    return judge_file("registry", notebook)
+    return sealed_report(graded, "registry", student)
 
 
 def test_round_trip_judged_in_a_sealed_engine(graded):
