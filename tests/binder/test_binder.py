@@ -1,5 +1,6 @@
 """The Binder launch, from the binder/ files alone: a fresh venv, binder/requirements.txt, then
-binder/postBuild from the repository root — as mybinder.org does it, with no Docker daemon."""
+binder/postBuild from the repository root — as mybinder.org does it, with no Docker daemon.
+(The requirements are installed with uv instead of Binder's pip: the same pins, faster.)"""
 
 import json
 import os
@@ -17,6 +18,8 @@ import pytest
 from tests.conftest import ROOT, SocketForwarder
 
 pytestmark = pytest.mark.engine  # the last test runs a notebook against the real engine
+
+UV = str(Path(sys.executable).with_name("uv"))  # from the test extras, in this venv
 
 
 def _tracked_files_copy(dest: Path) -> Path:
@@ -38,9 +41,12 @@ def binder(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = {**os.environ, "PATH": f"{venv}/bin:{os.environ['PATH']}", "VIRTUAL_ENV": str(venv)}
     env.pop("PYTHONPATH", None)
-    pip = subprocess.run([f"{venv}/bin/pip", "install", "-q", "-r", "binder/requirements.txt"],
-                         cwd=repo, env=env, capture_output=True, text=True, timeout=900)
-    assert pip.returncode == 0, pip.stderr[-3000:]
+    # uv installs the same pinned requirements as Binder's pip does, in a fraction of the time
+    # (parallel downloads, no build of anything): the environment is what the test is about.
+    uv = subprocess.run([UV, "pip", "install", "--quiet", "--python", f"{venv}/bin/python",
+                         "-r", "binder/requirements.txt"],
+                        cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert uv.returncode == 0, uv.stderr[-3000:]
     post = subprocess.run(["bash", "binder/postBuild"], cwd=repo, env=env, capture_output=True,
                           text=True, timeout=600)
     assert post.returncode == 0, post.stdout[-2000:] + post.stderr[-3000:]

@@ -6,6 +6,10 @@ cells from the Run menu, waits until every cell has run, and checks that each vi
 rendered (its HTML inside a widget output) and that no cell printed a traceback. Every visualizer
 must appear in some lesson (test_every_visualizer_is_used_in_a_lesson).
 
+This is also the suite's one "as shipped" run of these notebooks (tests/notebooks/course.py):
+every code cell must run, every self-check must say "Not yet", and the cleanup cell must leave
+nothing behind (a last cell, added to the copy, asks the kernel; then the engine is asked too).
+
 Each view is saved as a screenshot: into DOCKLAB_SCREENSHOTS if set (e.g. docs/screenshots, to
 refresh the README's pictures), else into pytest's temporary folder.
 """
@@ -30,6 +34,16 @@ import pytest
 
 from docklab.engine import connect
 from docklab.labels import find_labelled
+from tests.notebooks.course import (
+    IN_BROWSER,
+    LEFTOVERS_CELL_ID,
+    NOT_YET,
+    prepared,
+    tagged,
+    visualizers_in,
+    wrong_verdicts,
+)
+from tests.notebooks.course import leftovers as leftovers_in
 
 pytestmark = pytest.mark.engine
 
@@ -39,22 +53,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 RUN_TIMEOUT = 600  # seconds for a whole notebook; the lessons take about a minute each
 _SCREENSHOTS_TAKEN: set[str] = set()
-_IMPORT = re.compile(r"from docklab\.widgets\.(\w+) import (\w+)")
-
-
-def visualizers_in(path: Path) -> dict[str, str]:
-    """The visualizers a notebook uses: view class name → module name (not the connect panel)."""
-    nb = nbformat.read(path, as_version=4)
-    found = {}
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            for module, name in _IMPORT.findall(cell.source):
-                if module != "connect":
-                    found[name] = module
-    return found
-
-
-NOTEBOOKS = [p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")) if visualizers_in(p)]
+NOTEBOOKS = IN_BROWSER
 
 
 def test_every_visualizer_is_used_in_a_lesson():
@@ -94,6 +93,8 @@ def jupyterlab(tmp_path_factory, learner):
     base = tmp_path_factory.mktemp("jupyterlab")
     root = base / "root"
     shutil.copytree(ROOT / "notebooks", root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    for path in NOTEBOOKS:  # as shipped, with the leftovers cell at the end
+        nbformat.write(prepared(path, {}), root / path.name)
     _write_settings(base / "settings")
     token, port = secrets.token_hex(16), _free_port()
     env = {**os.environ, "DOCKLAB_LEARNER": learner, "JUPYTER_CONFIG_DIR": str(base / "config"),
@@ -157,6 +158,15 @@ _STATE_JS = """() => {
   return {prompts, status: indicator ? indicator.getAttribute('data-status') : null};
 }"""
 
+_OUTPUTS_JS = """(indices) => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  const cells = [...panel.querySelectorAll('.jp-Notebook .jp-Cell')];
+  return indices.map(i => {
+    const area = cells[i] && cells[i].querySelector('.jp-OutputArea');
+    return area ? area.innerText : null;
+  });
+}"""
+
 _ERRORS_JS = """() => {
   const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
   const outputs = [...panel.querySelectorAll(
@@ -169,11 +179,13 @@ _ERRORS_JS = """() => {
 }"""
 
 
-def run_all_cells(page, jupyterlab, name: str, on_progress=None) -> list[int]:
+def run_all_cells(page, jupyterlab, name: str, on_progress=None, last_shot: int = -2
+                  ) -> list[int]:
     """Open a notebook, wait for its kernel, and run every cell from the Run menu.
 
-    ``on_progress()`` is called every few seconds until the cell before the last one (the cleanup
-    cell) has run. Returns the indices of code cells that did not run (after a failing cell).
+    ``on_progress()`` is called every few seconds until the code cell at ``last_shot`` (the one
+    before the cleanup cell) has run. Returns the indices of code cells that did not run (after
+    a failing cell).
     """
     # A workspace of its own: the default one would reopen the notebooks of earlier tests too.
     workspace = re.sub(r"[^a-z0-9]", "-", name.lower())
@@ -197,8 +209,8 @@ def run_all_cells(page, jupyterlab, name: str, on_progress=None) -> list[int]:
         prompts = state["prompts"]
         busy = any("*" in p for p in prompts) or state["status"] == "busy"
         started = started or busy or any(re.search(r"\d", p) for p in prompts)
-        if on_progress and started and len(prompts) > 1 and not re.fullmatch(r"\[\d+\]:",
-                                                                             prompts[-2]):
+        if on_progress and started and len(prompts) > -last_shot and not re.fullmatch(
+                r"\[\d+\]:", prompts[last_shot]):
             on_progress()
         if started and not busy:
             # Done, or stopped at a failing cell (Run All skips the rest): quiet for 3 s either way
@@ -243,6 +255,21 @@ def check_views(page, name: str, views: dict[str, str], screenshots: Path,
             _SCREENSHOTS_TAKEN.add(module)
 
 
+def check_shipped_run(page, path: Path) -> None:
+    """What the "as shipped" run must show: each self-check said "Not yet", and the leftovers
+    cell (the last) found nothing of the lesson's on the engine after the cleanup cell."""
+    nb = prepared(path, {})
+    checks = {cell.id: i for i, cell in enumerate(nb.cells) if cell in tagged(nb, "self-check")}
+    assert nb.cells[-1].get("id") == LEFTOVERS_CELL_ID
+    texts = page.evaluate(_OUTPUTS_JS, [*checks.values(), len(nb.cells) - 1])
+    verdicts = dict(zip(checks, texts[:-1], strict=True))
+    wrong = wrong_verdicts({cell: text or "" for cell, text in verdicts.items()}, NOT_YET)
+    assert not wrong, f"{path.name}: with the exercises not done, self-checks said {wrong}"
+    assert texts[-1], f"{path.name}: the leftovers cell printed nothing"
+    left = leftovers_in(texts[-1])
+    assert not any(left.values()), f"{path.name}: the cleanup cell left these behind: {left}"
+
+
 class Snapshots:
     """Screenshots of a notebook's views while it runs, the last one just before its cleanup
     cell (which empties most views). The first lesson that uses a view provides its picture."""
@@ -278,9 +305,10 @@ def test_lesson_notebook_renders_its_visualizers(path: Path, jupyterlab, browser
     page = browser.new_page(viewport={"width": 1280, "height": 3000})
     try:
         snapshots = Snapshots(page, views, screenshots)
-        not_run = run_all_cells(page, jupyterlab, path.name, on_progress=snapshots)
+        not_run = run_all_cells(page, jupyterlab, path.name, on_progress=snapshots, last_shot=-3)
         snapshots.done()
         check_views(page, path.name, views, screenshots, not_run)
+        check_shipped_run(page, path)
         # the lifecycle view followed the lesson live: its timeline has the lesson's containers
         if "LifecycleView" in views:
             timeline = page.locator(".docklab-frame[data-docklab-view='LifecycleView'] "

@@ -326,7 +326,7 @@ class EngineView(w.VBox):
         self._html.value = frame(self._title, body, self.status, view=type(self).__name__)
 
     def __repr__(self) -> str:
-        # The text/plain form of the output: short and the same on every run (nbval compares it).
+        # The text/plain form of the output: short and the same on every run (a saved output does not change when rerun).
         return f"<{type(self).__name__}>"
 
 

@@ -1,0 +1,129 @@
+"""The course's notebooks as the tests see them, and how one run of a notebook is judged.
+
+Each notebook runs twice in the suite, once per variant:
+
+* **as shipped** (exercises not done): in JupyterLab, in headless Chromium, for every notebook
+  with a visualizer (tests/browser), so that run also shows the views rendering; with nbclient for
+  the others (tests/notebooks). Every code cell must run without an error (what ``nbval --nbval-lax``
+  asserted of the stripped notebooks), every self-check must say "Not yet", and the cleanup cell
+  must leave nothing behind.
+* **solved** (each "try it" exercise answered from :data:`SOLUTIONS`): with nbclient
+  (tests/notebooks). Every self-check must say "Well done", and nothing may be left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]-*.ipynb"))
+NOT_YET, WELL_DONE = "✘ Not yet", "✔ Well done"
+_IMPORT = re.compile(r"from docklab\.widgets\.(\w+) import (\w+)")
+
+#: Answers to each notebook's "try it" exercises, by cell id, so the self-checks' success path runs.
+SOLUTIONS = {
+    "01-containers": {
+        "exercise": 'lesson.run("busybox", "sleep 600", name="my-limited", mem_limit="48m",'
+                    ' nano_cpus=250_000_000)',
+    },
+    "02-running": {
+        "exercise-exit": 'lesson.run("busybox", ["sh", "-c", "echo bye; exit 42"], name="my-exit")',
+        "exercise-stop": 'lesson.run("busybox", "sleep 600", name="my-quick", init=True)',
+    },
+    "03-volumes": {
+        "exercise": 'my_data = lesson.volume("my-data")\n'
+                    'lesson.run("busybox", ["sh", "-c", "echo hello > /data/greeting.txt"],'
+                    ' volumes=[f"{my_data.name}:/data"], detach=False, remove=True)',
+    },
+    "04-networking": {
+        "exercise": 'lesson.run("nginx", name="my-web", network=usernet.name, networking_config='
+                    '{usernet.name: client.api.create_endpoint_config(aliases=["shop"])})',
+    },
+    "05-compose": {
+        "exercise": 'compose("up", "-d", "--scale", "worker=2")',
+    },
+    "06-security": {
+        "exercise": 'lesson.run("busybox", "sleep 600", name="my-hardened", user="1000:1000", cap_drop=["ALL"],'
+                    ' read_only=True, tmpfs={"/tmp": ""}, security_opt=["no-new-privileges"])',
+    },
+    "07-best-practices": {
+        "exercise": 'my_data = lesson.volume("my-notes-data")\n'
+                    'lesson.run(notes_tag, name="my-notes", environment={"NOTES_TITLE": "My notes"},'
+                    ' volumes={my_data.name: {"bind": "/data", "mode": "rw"}}, network=notes_net.name)',
+    },
+    "08-building": {
+        "exercise": 'lesson.build(fileobj=io.BytesIO(b"FROM busybox\\nARG VERSION=1.0\\nENV APP_VERSION=$VERSION\\n"'
+                    ' b"CMD [\\"sh\\", \\"-c\\", \\"echo version $APP_VERSION\\"]\\n"),'
+                    ' tag=lesson.name("my-versioned"), buildargs={"VERSION": "2.5"})',
+    },
+    "09-multi-stage": {
+        "exercise": 'write_source("flask", {"app.py": APP + """\n@app.get("/about")\ndef about():\n'
+                    '    return "made with docklab"\n"""})',
+    },
+    "10-registry": {
+        "exercise": 'app_11.tag(f"{REGISTRY}/team/my-app", "stable")\n'
+                    'push(f"{REGISTRY}/team/my-app", "stable")',
+    },
+    "11-orchestration": {
+        "exercise": 'update_service(web, task_template={"ContainerSpec": {"Image": WEB_V1}},'
+                    ' update_config=UpdateConfig(parallelism=0))',
+    },
+}
+
+#: A last cell for a run: asks from inside the kernel, before it exits, what the cleanup cell left.
+LEFTOVERS_CELL_ID = "test-leftovers"
+LEFTOVERS = "from docklab.labels import find_labelled as _find\n" \
+            "import json as _json\n" \
+            "print(_json.dumps({kind: [getattr(r, 'name', None) or r.id for r in found]\n" \
+            "                   for kind, found in _find(lesson.client, lesson=lesson.id).items()}))"
+
+
+def read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def tagged(nb, tag: str) -> list:
+    return [cell for cell in nb.cells if tag in cell.metadata.get("tags", [])]
+
+
+def visualizers_in(path: Path) -> dict[str, str]:
+    """The visualizers a notebook uses: view class name → module name (not the connect panel)."""
+    found = {}
+    for cell in read(path).cells:
+        if cell.cell_type == "code":
+            for module, name in _IMPORT.findall(cell.source):
+                if module != "connect":
+                    found[name] = module
+    return found
+
+
+#: Run as shipped in the browser (tests/browser) or, with no view to show, by nbclient here.
+IN_BROWSER = [p for p in NOTEBOOKS if visualizers_in(p)]
+NOT_IN_BROWSER = [p for p in NOTEBOOKS if p not in IN_BROWSER]
+
+
+def prepared(path: Path, solutions: dict[str, str]):
+    """The notebook to run: exercises answered from ``solutions``, and for a lesson (a notebook
+    with a setup cell) the leftovers cell appended."""
+    nb = read(path)
+    for cell in nb.cells:
+        if cell.get("id") in solutions:
+            cell.source = solutions[cell.id]
+    if tagged(nb, "setup"):
+        nb.cells.append(nbformat.v4.new_code_cell(LEFTOVERS, id=LEFTOVERS_CELL_ID))
+    return nb
+
+
+def leftovers(output: str) -> dict[str, list[str]]:
+    """What the leftovers cell printed: kind → names still on the engine."""
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def wrong_verdicts(verdicts: dict[str, str], expected: str) -> dict[str, str]:
+    """The self-checks (cell id → what it printed) that did not start with ``expected``."""
+    return {cell: text for cell, text in verdicts.items() if not text.strip().startswith(expected)}
