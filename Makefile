@@ -3,6 +3,11 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STATE := .docklab
 PORT  ?= 8888
+# Test workers for the tests that may share the engine (tests/conftest.py keeps together what
+# must not run side by side); the `serial` ones run after them, alone. WORKERS=0: one process.
+# JUNIT=path/prefix writes JUnit reports (prefix-shared.xml, prefix-serial.xml) for bench/.
+WORKERS ?= 2
+JUNIT   ?=
 
 .PHONY: lab test setup engine venv images clean-course
 
@@ -29,7 +34,10 @@ lab: setup
 
 test: setup
 	@scripts/ensure-browser.sh
-	@$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not serial" \
+		$(if $(JUNIT),--junitxml=$(JUNIT)-shared.xml); shared=$$?; \
+	$(BIN)/python -m pytest -m serial $(if $(JUNIT),--junitxml=$(JUNIT)-serial.xml); \
+	serial=$$?; exit $$(( shared || serial ))
 
 clean-course: venv
 	@$(BIN)/docklab clean --yes

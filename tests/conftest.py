@@ -1,6 +1,7 @@
 """Shared fixtures. Engine tests use the real engine and fail (never skip) when it is missing."""
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -13,13 +14,71 @@ ROOT = Path(__file__).resolve().parent.parent
 TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "binder")
 
 
+#: Lessons that publish fixed host ports (8080-8082), and the test that wants those ports free.
+HOST_PORTS = {"04-networking", "07-best-practices", "test_doctor"}
+LABS = {p.name for p in (ROOT / "grader" / "source").iterdir() if p.is_dir()}
+_NODE = re.compile(r"^tests/(?P<tier>\w+)/(?P<module>\w+)\.py::[^\[]*(?:\[(?P<param>.*)\])?$")
+
+
+#: Tests that judge the whole engine's state (what grading left behind, a volume that was not
+#: removed, the swarm, compose projects) and so must not share it with other tests: `make test`
+#: runs them after the rest, in one process. By tier, or by module.
+SERIAL = {"labs", "grading", "test_lesson"}
+
+
 def pytest_collection_modifyitems(items):
-    """Mark every test with its tier (its folder), so `-m notebooks` or `-m "not browser"` work."""
+    """Mark every test with its tier (its folder), so `-m notebooks` or `-m "not browser"` work,
+    and the tests in :data:`SERIAL` as ``serial``."""
     tests = ROOT / "tests"
     for item in items:
         parts = Path(item.path).relative_to(tests).parts
         if parts and parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+            if parts[0] in SERIAL or Path(item.path).stem in SERIAL:
+                item.add_marker(pytest.mark.serial)
+
+
+def worker_group(nodeid: str) -> str | None:
+    """The group a test runs in. `make test` runs the tests not marked ``serial`` on two workers
+    (pytest-xdist with ``--dist loadgroup``, scheduled by :func:`pytest_xdist_make_scheduler`);
+    a group's tests run on one worker, one after another:
+
+    * both runs of a notebook (the browser's as shipped, nbclient's solved): a lesson's cleanup
+      removes whatever carries its lesson label, and its ports are fixed;
+    * the lessons with fixed host ports, and doctor's test that those ports are free;
+    * each lab's tests: its round trip runs once, and its tests read it;
+    * each module of the other engine tiers: a module's fixtures are made once.
+
+    Unit tests (None) go wherever a worker is free.
+    """
+    match = _NODE.match(nodeid)
+    if not match or match["tier"] == "unit":
+        return None
+    tier, module, param = match["tier"], match["module"], match["param"] or ""
+    if tier in ("notebooks", "browser"):
+        stem = param if re.fullmatch(r"\d\d-[a-z-]+", param) else None
+        if stem is None:
+            return None
+        return "host-ports" if stem in HOST_PORTS else f"notebook-{stem}"
+    if tier == "labs":
+        lab = param if param in LABS else next((lab for lab in LABS if lab in module), None)
+        return f"lab-{lab}" if lab else f"module-{module}"
+    return "host-ports" if module in HOST_PORTS else f"module-{module}"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With ``--dist loadgroup``: xdist's scope scheduling, by :func:`worker_group`. (xdist's own
+    loadgroup reads ``xdist_group`` marks by rewriting node ids, which pytest 9 no longer allows.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid) or nodeid
+
+    return ByGroup(config, log)
 
 
 @pytest.fixture(scope="session")

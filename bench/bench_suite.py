@@ -1,0 +1,97 @@
+"""Wall time of the test suite, whole and per tier (tests/<tier>/), on this machine.
+
+warm:   `make test` in this checkout, with the engine, the course images and .venv already there
+        (what a developer pays for each run)
+clean:  `bash .ci/run` in a fresh clone of HEAD (what CI pays; a warm engine and its images, but
+        a new venv, pip cache or not, and every test)
+
+`make test` runs in two phases: the tests that may share the engine on two workers
+(pytest-xdist), then the ``serial`` ones (labs, grading: they judge the whole engine's state)
+alone. The per-tier figures are the sums of each test's set-up, call and tear-down time from the
+JUnit reports (``make test JUNIT=prefix``), by the folder the test lives in; in the first phase
+two workers run at once, so the sums there add up to more than the wall time.
+
+Run: .venv/bin/python bench/bench_suite.py [--clean] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _report import write_section
+
+ROOT = Path(__file__).resolve().parent.parent
+TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "binder")
+
+
+def tier_seconds(junit: Path) -> tuple[dict[str, float], dict[str, int], dict[str, int]]:
+    """Seconds, tests and failures per tier, from the JUnit reports of both phases."""
+    seconds, tests, failed = defaultdict(float), defaultdict(int), defaultdict(int)
+    cases = [case for phase in ("shared", "serial")
+             if Path(f"{junit}-{phase}.xml").exists()
+             for case in ET.parse(f"{junit}-{phase}.xml").iter("testcase")]
+    for case in cases:
+        parts = case.get("classname", "").split(".")
+        tier = parts[1] if len(parts) > 1 and parts[0] == "tests" else "other"
+        seconds[tier] += float(case.get("time", 0))
+        tests[tier] += 1
+        failed[tier] += any(child.tag in ("failure", "error") for child in case)
+    return seconds, tests, failed
+
+
+def run(command: list[str], cwd: Path, junit: Path) -> float:
+    env = {**os.environ, "JUNIT": str(junit)}
+    started = time.monotonic()
+    print(f"$ {' '.join(command)}  (in {cwd})", flush=True)
+    done = subprocess.run(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, check=False)
+    wall = time.monotonic() - started
+    print(f"exit {done.returncode} after {wall / 60:.1f} min", flush=True)
+    return wall
+
+
+def table(wall: float, junit: Path) -> str:
+    seconds, tests, failed = tier_seconds(junit)
+    rows = ["| tier | tests | failed | test time |", "|---|---|---|---|"]
+    for tier in (*TIERS, "other"):
+        if tests.get(tier):
+            rows.append(f"| {tier} | {tests[tier]} | {failed[tier]} | "
+                        f"{seconds[tier] / 60:.1f} min |")
+    rows.append(f"| **all** | {sum(tests.values())} | {sum(failed.values())} | "
+                f"{sum(seconds.values()) / 60:.1f} min (wall {wall / 60:.1f} min) |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clean", action="store_true", help="a fresh clone and .ci/run")
+    parser.add_argument("--no-write", action="store_true", help="print, do not touch BENCHMARKS.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="docklab-bench-suite-") as tmp:
+        junit = Path(tmp) / "junit"
+        if args.clean:
+            clone = Path(tmp) / "clone"
+            subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+            wall = run(["bash", ".ci/run"], clone, junit)
+            title = "clean clone, `bash .ci/run` (new venv, warm engine and images)"
+        else:
+            wall = run(["make", "test"], ROOT, junit)
+            title = "warm `make test` (engine, images and .venv ready)"
+        body = f"{title}: **{wall / 60:.1f} min**\n\n{table(wall, junit)}"
+    print(body)
+    if not args.no_write:
+        section = "Test suite" + (" (clean clone)" if args.clean else " (warm)")
+        write_section(section, "Rerun: `.venv/bin/python bench/bench_suite.py"
+                      + (" --clean" if args.clean else "") + "`\n\n" + body)
+
+
+if __name__ == "__main__":
+    main()
