@@ -1,4 +1,5 @@
-"""The multi-stage lab on the real engine: `docklab check multistage` and the nbgrader round trip.
+"""The multi-stage lab on the real engine: `docklab check multistage`, and the students of its
+nbgrader round trip (tests/labs/test_round_trips.py runs it from CASE).
 
 The right answer (the solution's Dockerfile) passes every check; wrong ones lose the checks they
 break: one stage only, a final stage FROM debian:12 or FROM the build stage, a program linked
@@ -11,41 +12,30 @@ nothing, and the same build spelled another way gets full marks. Nothing is left
 
 from __future__ import annotations
 
-import json
-import shutil
-import uuid
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from docklab import labels
 from docklab.checks import multistage
-from tests.conftest import run_docklab
-from tests.labs.roundtrip import copy_course, feedback_html, round_trip, set_cell
+from tests.labs.answers import answer_folder, hands_in, replaced, solution_cell, writefile
+from tests.labs.asserts import (
+    assert_fails_exactly,
+    assert_nothing_labelled_left,
+    assert_only_the_hidden_test_fails,
+)
+from tests.labs.harness import Cheat, LabCase
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parents[2]
-SOLUTION = ROOT / "solutions" / "multistage" / "multistage.ipynb"
 ALL = [c.id for c in multistage.CRITERIA]
-
-
-def _solution_dockerfile() -> str:
-    notebook = nbformat.read(SOLUTION, as_version=4)
-    source = next(c.source for c in notebook.cells if c.get("id") == "dockerfile")
-    return source.partition("\n")[2] + "\n"
-
-
-GOOD = _solution_dockerfile()
+GOOD = solution_cell("multistage", "dockerfile")
 FINAL = "FROM scratch\n"
 ENTRY = 'ENTRYPOINT ["/usr/local/bin/hello"]'
 STAGE_ONE = GOOD[: GOOD.index("\n# Stage 2")] + "\n"
 
 
 def edit(old: str, new: str) -> str:
-    assert old in GOOD, old
-    return GOOD.replace(old, new)
+    return replaced(GOOD, old, new)
 
 
 SINGLE = STAGE_ONE.replace("FROM debian:12 AS build", "FROM debian:12") + ENTRY + "\n"
@@ -66,18 +56,8 @@ WRONG = {
 
 
 def answer(folder: Path, dockerfile: str) -> Path:
-    folder.mkdir()
-    shutil.copy(ROOT / "grader" / "source" / "multistage" / "hello.c", folder)
-    (folder / "Dockerfile").write_text(dockerfile)
-    return folder
-
-
-def test_the_solution_passes_every_check(tmp_path):
-    result = run_docklab("check", "multistage", str(answer(tmp_path / "good", GOOD)), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    assert report["lab"] == "multistage" and report["score"] == report["max_score"] == 10
-    assert [c["id"] for c in report["checks"]] == ALL
+    """A folder with the Dockerfile and the lab's hello.c."""
+    return answer_folder(folder, "multistage", {"Dockerfile": dockerfile}, lab_files=("hello.c",))
 
 
 def test_the_solution_builds_from_the_cache_and_is_tiny(tmp_path):
@@ -91,11 +71,7 @@ def test_the_solution_builds_from_the_cache_and_is_tiny(tmp_path):
 @pytest.mark.parametrize("name", WRONG)
 def test_a_wrong_answer_fails_exactly_the_checks_it_breaks(tmp_path, name):
     dockerfile, failing = WRONG[name]
-    report = multistage.LAB.check(answer(tmp_path / name, dockerfile))
-    assert {c.id for c in report.checks if not c.passed} == failing, report.table()
-    for check in report.checks:
-        if not check.passed:
-            assert check.feedback, check.id
+    assert_fails_exactly(multistage.LAB.check(answer(tmp_path / name, dockerfile)), failing)
 
 
 def test_feedback_names_the_concept(tmp_path):
@@ -109,15 +85,9 @@ def test_feedback_names_the_concept(tmp_path):
 
 def test_the_wrapper_passes_the_visible_checks_but_not_the_hidden_test(tmp_path):
     folder = answer(tmp_path / "wrapper", WRAPPER)
-    report = multistage.LAB.check(folder)
-    assert report.all_passed, report.table()
-    with pytest.raises(AssertionError, match="one argument"):
-        multistage.assert_greets_as_one_argument(folder)
-    # The same function, from the recorded details, is the hidden test when graded.
-    hidden = multistage.LAB.check(folder, hidden=True)
-    assert not hidden["takes_argument"].passed and hidden.score == 9
-    assert "one argument" in hidden["takes_argument"].feedback
-    assert hidden["takes_argument"].feedback.count("(Lesson ") == 1  # the hidden test's own
+    assert_only_the_hidden_test_fails(multistage.LAB, folder,
+                                      multistage.assert_greets_as_one_argument, "takes_argument",
+                                      "one argument", score=9)
 
 
 def test_build_feedback_speaks_of_this_lab(tmp_path):
@@ -134,14 +104,13 @@ def test_a_changed_program_is_not_graded(tmp_path):
 
 
 def test_checks_leave_nothing_labelled_behind(client):
-    left = labels.find_labelled(client, lesson="grade-multistage")
-    assert not any(left.values()), left
+    assert_nothing_labelled_left(client, lesson="grade-multistage")
 
 
-# -- the nbgrader round trip (sealed) ------------------------------------------------------------
+# -- the nbgrader round trip (sealed; tests/labs/test_round_trips.py) ---------------------------
 
 def _dockerfile(text: str):
-    return lambda notebook: set_cell(notebook, "dockerfile", "%%writefile Dockerfile\n" + text)
+    return hands_in({"dockerfile": writefile("Dockerfile", text)})
 
 
 #: The same build spelled otherwise: another stage name, copied by number, one RUN that
@@ -154,19 +123,8 @@ FROM busybox:latest
 COPY --from=0 /opt/greet /bin/greet
 ENTRYPOINT ["/bin/greet"]
 """
-#: A cheat in the answer cell: an object that answers every call, would the cell run.
-CHEAT = 'multistage = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()'
-#: A file an added cell would write on the grading host, would it run.
-PWNED = Path(f"/tmp/docklab-pwned-multistage-{uuid.uuid4().hex[:8]}")
-
-
-def _patches(notebook) -> None:
-    _dockerfile(WRAPPER)(notebook)
-    notebook.cells.insert(2, nbformat.v4.new_code_cell(
-        "from docklab.checks import base\n"
-        "base.Report.assert_passed = lambda *a, **k: None\n"
-        f"open({str(PWNED)!r}, 'w').write('x')\n"))
-
+#: A rebound checks module, and an added cell patching the report and writing on the host.
+CHEAT = Cheat("multistage", "dockerfile")
 
 # student → (edit, expected score out of 10). Each answer that builds installs gcc on a fresh
 # sealed engine: wrong answers that need no sealed engine to tell are tested above.
@@ -176,61 +134,17 @@ STUDENTS = {
     "cy": (_dockerfile(WRAPPER), 9),
     "eve": (None, 0),
     "fay": (_dockerfile(OTHER), 10),
-    "mal": (lambda notebook: set_cell(notebook, "dockerfile", CHEAT), 0),
-    # cy's answer, and an added cell that would patch the checks and write on the host
-    "pat": (_patches, 9),
+    "mal": (CHEAT, 0),
+    # cy's answer, and the cheat's added cell that would patch the checks and write on the host
+    "pat": (CHEAT.beside(_dockerfile(WRAPPER)), 9),
 }
 
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    course = copy_course(tmp_path_factory.mktemp("course"), "multistage")
-    learner = "roundtrip-" + tmp_path_factory.mktemp("id").name[-6:]
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)
-    try:
-        result = round_trip(course, "multistage", {s: e for s, (e, _) in STUDENTS.items()})
-        yield {**result, "course": course, "learner": learner}
-    finally:
-        mp.undo()
-        PWNED.unlink(missing_ok=True)
-
-
-def test_round_trip_scores(graded):
-    for student, result in graded["results"].items():
-        assert result["success"], f"{student}: {result.get('error') or result['log'][-2000:]}"
-    assert graded["scores"] == {s: float(score) for s, (_, score) in STUDENTS.items()}, \
-        graded["cells"]
-    assert graded["max_scores"] == {10.0}
-    assert graded["cells"]["cy"]["test_takes_argument"] == 0
-    for student in ("ada", "fay"):
-        assert graded["cells"][student] == {f"test_{c.id}": c.points
-                                            for c in multistage.CRITERIA}
-    print(f"multistage round trip ({len(STUDENTS)} submissions): {graded['seconds']:.1f} s")
-
-
-def test_round_trip_runs_no_cell_of_a_submission(graded):
-    assert not PWNED.exists()
-    for student in ("mal", "pat"):
-        assert "Judging multistage" in graded["results"][student]["log"]
-    assert "no cell starting with %%writefile Dockerfile" in feedback_html(
-        graded["course"], "multistage", "mal")
-
-
-def test_round_trip_release_has_no_solution_or_hidden_test(graded):
-    text = (graded["course"] / "release" / "multistage" / "multistage.ipynb").read_text()
-    assert "assert_greets_as_one_argument" not in text and "COPY --from=build" not in text
-    assert (graded["course"] / "release" / "multistage" / "hello.c").is_file()
-
-
-def test_round_trip_feedback(graded):
-    assert graded["feedback"]["success"], graded["feedback"].get("error")
-    course = graded["course"]
-    assert "one argument" in feedback_html(course, "multistage", "cy")
-    assert "placeholder" in feedback_html(course, "multistage", "eve")
-    assert "COPY --from=0" in feedback_html(course, "multistage", "fay")
-
-
-def test_round_trip_leaves_nothing_behind(client, graded):
-    left = labels.find_labelled(client, learner=graded["learner"])
-    assert not any(left.values()), left  # the sealed engines carry the learner's labels too
+CASE = LabCase(
+    "multistage", max_score=10, students=STUDENTS,
+    right_answer=lambda folder: answer(folder, GOOD),
+    not_released=("assert_greets_as_one_argument", "COPY --from=build"),
+    release_files=("hello.c",),
+    cells={"cy": {"test_takes_argument": 0}},
+    feedback={"cy": ("one argument",), "eve": ("placeholder",), "fay": ("COPY --from=0",),
+              "mal": ("no cell starting with %%writefile Dockerfile",)},
+)

@@ -1,6 +1,7 @@
 """The networking lab on the real engine: `docklab check networking` on the deck's broken set-up,
-repaired and half-repaired ones, and its nbgrader round trip, where every submission is judged on
-a sealed engine of its own (no cell of it runs).
+repaired and half-repaired ones, and the students of its nbgrader round trip
+(tests/labs/test_round_trips.py runs it from CASE), where every submission is judged on a sealed
+engine of its own (no cell of it runs).
 
 Wrong answers are the deck's three mistakes one at a time (default bridge, a container on another
 network, the wrong container port), an alias on the wrong container, a renamed web server, an
@@ -12,20 +13,17 @@ from __future__ import annotations
 
 import copy
 import json
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from docklab import labels
 from docklab.checks import networking
-from tests.conftest import run_docklab
-from tests.labs.roundtrip import Cheat, copy_course, feedback_html, round_trip, set_cell
+from tests.labs.answers import answer_folder, hands_in
+from tests.labs.asserts import assert_fails_exactly, assert_fails_saying, check_each
+from tests.labs.harness import Cheat, LabCase
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parents[2]
 ALL = [c.id for c in networking.CRITERIA]
 GOOD = {
     "network": "shopnet",
@@ -80,55 +78,36 @@ ANSWERS = {
 }
 
 
+def _folder(folder: Path, name: str) -> Path:
+    """The folder `docklab check networking` grades, holding the answer ``name``."""
+    setup = ANSWERS[name][0]
+    return answer_folder(folder, "networking",
+                         {"setup.json": None if setup is None else json.dumps(setup)})
+
+
 @pytest.fixture(scope="module")
 def reports(client, tmp_path_factory):
-    learner = "test-networking-" + tmp_path_factory.mktemp("id").name[-6:]
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)
+    """Every answer graded once, three side by side; nothing labelled may be left behind, and
+    no network of grading's own either."""
     root = tmp_path_factory.mktemp("answers")
-    folders = {}
-    for name, (setup, _, _) in ANSWERS.items():
-        folders[name] = root / name
-        folders[name].mkdir()
-        if setup is not None:
-            (folders[name] / "setup.json").write_text(json.dumps(setup))
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {name: pool.submit(networking.LAB.check, folder)
-                   for name, folder in folders.items()}
-        graded = {name: future.result() for name, future in futures.items()}
-    seconds = time.monotonic() - started
-    left = labels.find_labelled(client, learner=learner)
-    mp.undo()
-    assert not any(left.values()), f"left behind: {left}"
+    folders = {name: _folder(root / name, name) for name in ANSWERS}
+    graded, learner = check_each(client, "networking", folders)
     assert not [n for n in client.networks.list() if n.name.startswith("docklab-grade-")
                 and learner in str(n.attrs.get("Labels"))]
-    return {"reports": graded, "seconds": seconds, "folders": folders}
-
-
-def failing(report) -> set[str]:
-    return {check.id for check in report.checks if not check.passed}
+    return {"reports": graded, "folders": folders}
 
 
 @pytest.mark.parametrize("name", [n for n, (_, bad, _) in ANSWERS.items() if not bad])
 def test_right_set_ups_pass_every_visible_check(reports, name):
     report = reports["reports"][name]
-    assert failing(report) == set(), report.table()
+    assert_fails_exactly(report, set())
     assert report.score == report.max_score == 7
 
 
 @pytest.mark.parametrize("name", [n for n, (_, bad, _) in ANSWERS.items() if bad])
 def test_wrong_set_ups_fail_exactly_the_checks_they_break(reports, name):
     _, expected, words = ANSWERS[name]
-    report = reports["reports"][name]
-    assert failing(report) == expected, report.table()
-    first = next(check for check in report.checks if check.id in expected)
-    assert words in first.feedback, report.table()
-    if first.judged:
-        assert "Lesson 04-networking" in first.feedback
-    else:
-        assert first.feedback.startswith("Not judged")
-    assert report.score == report.max_score - sum(report[i].points for i in expected)
+    assert_fails_saying(reports["reports"][name], expected, words, "04-networking")
 
 
 def test_an_extra_published_port_fails_only_the_hidden_test(reports):
@@ -137,34 +116,10 @@ def test_an_extra_published_port_fails_only_the_hidden_test(reports):
     networking.assert_publishes_only_the_web_port(reports["folders"]["good"])
 
 
-def test_docklab_check_cli_on_a_folder_and_notebooks(reports, learner_env, client):
-    good = run_docklab("check", "networking", str(reports["folders"]["good"]), "--json")
-    assert good.returncode == 0, good.stdout + good.stderr
-    data = json.loads(good.stdout)
-    assert (data["lab"], data["score"], data["max_score"]) == ("networking", 7, 7)
-    assert [c["id"] for c in data["checks"]] == ALL
-    solved = run_docklab("check", "networking",
-                         str(ROOT / "solutions" / "networking" / "networking.ipynb"), "--json")
-    assert solved.returncode == 0, solved.stdout + solved.stderr
-    assert json.loads(solved.stdout)["score"] == 7
-    untouched = run_docklab("check", "networking",
-                            str(ROOT / "labs" / "networking" / "networking.ipynb"))
-    assert untouched.returncode == 1 and "Traceback" not in untouched.stderr
-    assert "networking: 0/7 points" in untouched.stdout and "SETUP" in untouched.stdout
-    left = labels.find_labelled(client, learner=learner_env)
-    assert not any(left.values()), left
-
-
-# -- the nbgrader round trip ------------------------------------------------------------------
+# -- the nbgrader round trip (tests/labs/test_round_trips.py) -----------------------------------
 
 def _submission(setup: dict):
-    def write(notebook) -> None:
-        set_cell(notebook, "answer", f"SETUP = {setup!r}\n")
-    return write
-
-
-# A cheat: a rebound checks module, and an added cell patching the report and writing on the host.
-CHEAT = Cheat("networking", "answer")
+    return hands_in({"answer": f"SETUP = {setup!r}\n"})
 
 
 # The good set-up in other spellings: -p as a string, one alias as a string, the client's
@@ -180,52 +135,17 @@ STUDENTS = {
     "cy": (_submission(changed(web__ports={"80/tcp": 8080, "8080/tcp": 8081})), 5),
     "di": (_submission(changed(web__aliases=None, client__aliases=["shop"])), 6),
     "eve": (None, 0),
-    "mal": (CHEAT, 0),
+    "mal": (Cheat("networking", "answer"), 0),
     "odo": (_submission(OTHER_SPELLING), 7),
 }
 
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    learner = "roundtrip-net-" + tmp_path_factory.mktemp("id").name[-6:]
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)  # the sealed engines carry it: their resources are ours
-    course = copy_course(tmp_path_factory.mktemp("course"), "networking")
-    result = round_trip(course, "networking", {s: edit for s, (edit, _) in STUDENTS.items()})
-    mp.undo()
-    result.update(course=course, learner=learner)
-    return result
-
-
-def test_round_trip_release_hides_the_hidden_tests(graded):
-    text = (graded["course"] / "release" / "networking" / "networking.ipynb").read_text()
-    assert "HIDDEN" not in text and "assert_publishes_only_the_web_port" not in text
-
-
-def test_round_trip_autogrades_to_the_expected_scores(graded):
-    for student, result in graded["results"].items():
-        assert result["success"], f"{student}: {result.get('error') or result['log'][-2000:]}"
-    assert graded["scores"] == {s: float(score) for s, (_, score) in STUDENTS.items()}
-    assert graded["max_scores"] == {7.0}
-    assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in networking.CRITERIA}
-    assert graded["cells"]["cy"]["test_port_published"] == 0
-    assert graded["cells"]["odo"] == graded["cells"]["ada"]
-
-
-def test_round_trip_runs_no_cell_of_a_submission(graded):
-    CHEAT.assert_came_to_nothing(graded, "mal")
-
-
-def test_round_trip_feedback_says_what_to_fix(graded):
-    assert graded["feedback"]["success"], graded["feedback"].get("error")
-    html = {s: feedback_html(graded["course"], "networking", s) for s in STUDENTS}
-    assert "default bridge" in html["bo"]
-    assert "broken mapping" in html["cy"]
-    assert "points at the client itself" in html["di"]
-    assert "still holds the placeholder" in html["eve"]
-    assert "no cell that sets SETUP" in html["mal"]
-
-
-def test_round_trip_leaves_nothing_labelled_behind(client, graded):
-    left = labels.find_labelled(client, learner=graded["learner"])
-    assert not any(left.values()), left
+CASE = LabCase(
+    "networking", max_score=7, students=STUDENTS,
+    right_answer=lambda folder: _folder(folder, "good"),
+    not_released=("HIDDEN", "assert_publishes_only_the_web_port"),
+    cells={"cy": {"test_port_published": 0}},
+    feedback={"bo": ("default bridge",), "cy": ("broken mapping",),
+              "di": ("points at the client itself",), "eve": ("still holds the placeholder",),
+              "mal": ("no cell that sets SETUP",)},
+    untouched_words=("SETUP",),
+)

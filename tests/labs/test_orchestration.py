@@ -5,40 +5,30 @@ engine, :mod:`docklab.grading.sealed`): the host engine never makes or joins a s
 as it was. The right answer (the solution's service.json) passes every check on that engine's
 one-node swarm, and so does the same service spelled another way; wrong ones lose what they break:
 no restart on failure, updates all at once and no label, specs grading refuses. The round trip
-runs the real ``nbgrader autograde`` (SealedJudge): the untouched notebook and a cheat score 0,
-restart "any" loses the hidden test's points.
+runs the real ``nbgrader autograde`` (SealedJudge; tests/labs/test_round_trips.py runs it from CASE,
+and `docklab check` on a sealed engine too): the untouched notebook and a cheat score 0, restart
+"any" loses the hidden test's points.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from docklab import labels
 from docklab.checks import orchestration
-from tests.conftest import run_docklab
-from tests.labs.roundtrip import copy_course, feedback_html, round_trip, set_cell
+from tests.labs.answers import answer_folder, hands_in, solution_cell, writefile
+from tests.labs.asserts import assert_fails_exactly, assert_nothing_labelled_left
+from tests.labs.harness import Cheat, LabCase
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parents[2]
-SOLUTION = ROOT / "solutions" / "orchestration" / "orchestration.ipynb"
 ALL = [c.id for c in orchestration.CRITERIA]
 SWARM_NETWORKS = ("ingress", "docker_gwbridge")
-
-
-def _solution_spec() -> dict:
-    notebook = nbformat.read(SOLUTION, as_version=4)
-    source = next(c.source for c in notebook.cells if c.get("id") == "service-json")
-    return json.loads(source.partition("\n")[2])
-
-
-GOOD = _solution_spec()
+GOOD = json.loads(solution_cell("orchestration", "service-json"))
 NO_RESTART = {**GOOD, "restart_policy": {"condition": "none"}}
 ALL_AT_ONCE = {**{k: v for k, v in GOOD.items() if k != "labels"},
                "update_config": {"parallelism": 3}}
@@ -68,9 +58,9 @@ WRONG = {
 
 
 def answer(folder: Path, spec) -> Path:
-    folder.mkdir()
-    (folder / "service.json").write_text(spec if isinstance(spec, str) else json.dumps(spec))
-    return folder
+    """A folder with service.json (a spec, or its text)."""
+    return answer_folder(folder, "orchestration", {
+        "service.json": spec if isinstance(spec, str) else json.dumps(spec)})
 
 
 def _host_state(client) -> dict:
@@ -126,26 +116,11 @@ def sealed(client):
 
 
 class TestOnASealedEngine:
-    def test_the_solution_passes_every_check(self, tmp_path, sealed):
-        # The learner's command, pointed at the sealed engine (course images by name there).
-        socket = Path(sealed._run_dir) / "engine" / "docker.sock"
-        result = run_docklab("check", "orchestration", str(answer(tmp_path / "good", GOOD)),
-                             "--json", env={"DOCKER_HOST": f"unix://{socket}"})
-        assert result.returncode == 0, result.stdout + result.stderr
-        report = json.loads(result.stdout)
-        assert report["lab"] == "orchestration" and report["score"] == report["max_score"] == 10
-        assert [c["id"] for c in report["checks"]] == ALL
-        # The swarm the check made in the sealed engine was left again.
-        assert sealed.client.info()["Swarm"]["LocalNodeState"] == "inactive"
-
     @pytest.mark.parametrize("name", WRONG)
     def test_a_wrong_answer_fails_exactly_the_checks_it_breaks(self, tmp_path, sealed, name):
         spec, failing = WRONG[name]
-        report = orchestration.LAB.check(answer(tmp_path / name, spec), sealed=sealed)
-        assert {c.id for c in report.checks if not c.passed} == failing, report.table()
-        for check in report.checks:
-            if not check.passed:
-                assert check.feedback, check.id
+        assert_fails_exactly(orchestration.LAB.check(answer(tmp_path / name, spec),
+                                                     sealed=sealed), failing)
 
     def test_no_restart_fails_the_check_and_the_notebooks_hidden_assert(self, tmp_path, sealed):
         folder = answer(tmp_path / "none", NO_RESTART)
@@ -160,91 +135,43 @@ class TestOnASealedEngine:
         client = sealed.client
         assert client.info()["Swarm"]["LocalNodeState"] == "inactive"  # every swarm was left
         assert client.containers.list(all=True) == []
-        assert not any(labels.find_labelled(client, lesson="grade-orchestration").values())
+        assert_nothing_labelled_left(client, lesson="grade-orchestration")
 
 
-# -- the nbgrader round trip (nbgrader autograde → SealedJudge) ---------------------------------
+# -- the nbgrader round trip (SealedJudge; tests/labs/test_round_trips.py) ----------------------
 
 def _spec(spec):
     text = spec if isinstance(spec, str) else json.dumps(spec, indent=2)
-    return lambda notebook: set_cell(notebook, "service-json", "%%writefile service.json\n" + text)
+    return hands_in({"service-json": writefile("service.json", text)})
 
 
-CHEAT = 'orchestration = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()'
+# student → (edit, expected score out of 10)
+STUDENTS = {
+    "ada": (_spec(GOOD), 10),
+    # all at once, and restart always: update_config fails, the hidden test takes restart's
+    "bo": (_spec(ALWAYS), 6),
+    "dee": (_spec(RESPELLED), 10),
+    "eve": (None, 0),
+    # an answer cell that is not a spec, and an added cell that patches the checks' asserts
+    "mal": (Cheat("orchestration", "service-json"), 0),
+}
 
-
-def _cheat(marker: Path):
-    """An answer cell that is not a spec, and an added cell that patches the checks' asserts."""
-    def edit(notebook):
-        set_cell(notebook, "service-json", CHEAT)
-        at = next(i for i, c in enumerate(notebook.cells) if c.get("id") == "service-json")
-        notebook.cells.insert(at + 1, nbformat.v4.new_code_cell(
-            "from docklab.checks import base\n"
-            "base.Report.assert_passed = lambda *a, **k: None\n"
-            f"open({str(marker)!r}, 'w').write('ran')"))
-    return edit
-
-
-# student → (expected score out of 10)
-SCORES = {"ada": 10, "bo": 6, "dee": 10, "eve": 0, "mal": 0}
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    course = copy_course(tmp_path_factory.mktemp("course"), "orchestration")
-    marker = tmp_path_factory.mktemp("cheat") / "ran"
-    learner = f"roundtrip-{uuid.uuid4().hex[:8]}"  # other labs' round trips run beside
-    submissions = {
-        "ada": _spec(GOOD),
-        # all at once, and restart always: update_config fails, the hidden test takes restart's
-        "bo": _spec(ALWAYS),
-        "dee": _spec(RESPELLED),
-        "eve": None,  # handed in untouched
-        "mal": _cheat(marker),
-    }
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)  # the sealed engines carry it: they are ours
-    result = round_trip(course, "orchestration", submissions)
-    yield {**result, "course": course, "learner": learner, "marker": marker}
-    mp.undo()
-
-
-def test_round_trip_scores(graded):
-    for student, result in graded["results"].items():
-        assert result["success"], f"{student}: {result.get('error') or result['log'][-2000:]}"
-    assert graded["scores"] == {s: float(score) for s, score in SCORES.items()}
-    assert graded["max_scores"] == {10.0}
-    full = {f"test_{c.id}": c.points for c in orchestration.CRITERIA}
-    assert graded["cells"]["ada"] == full and graded["cells"]["dee"] == full
-    assert graded["cells"]["bo"]["test_restarts_on_failure"] == 0
-    assert graded["cells"]["bo"]["test_replicas_running"] == 2
-    assert not graded["marker"].exists()  # no cell of the cheat ran
-    print(f"orchestration round trip: {graded['seconds']:.1f} s")
-
-
-def test_round_trip_release_has_no_solution_or_hidden_test(graded):
-    text = (graded["course"] / "release" / "orchestration" / "orchestration.ipynb").read_text()
-    assert "assert_restarts_only_on_failure" not in text and '"on-failure", "delay"' not in text
-
-
-def test_round_trip_feedback(graded):
-    assert graded["feedback"]["success"], graded["feedback"].get("error")
-    course = graded["course"]
-    bo = feedback_html(course, "orchestration", "bo")
-    assert "1 at a time, 1 s apart" in bo and "the lab asks for on-failure" in bo
-    assert "placeholder" in feedback_html(course, "orchestration", "eve")
-    assert "no cell starting with %%writefile service.json" in feedback_html(
-        course, "orchestration", "mal")
-
-
-def test_round_trip_leaves_nothing_behind(client, graded):
-    left = labels.find_labelled(client, learner=graded["learner"])
-    assert not any(left.values()), left
+CASE = LabCase(
+    "orchestration", max_score=10, students=STUDENTS,
+    right_answer=lambda folder: answer(folder, GOOD),
+    not_released=("assert_restarts_only_on_failure", '"on-failure", "delay"'),
+    cells={"bo": {"test_restarts_on_failure": 0, "test_replicas_running": 2}},
+    feedback={"bo": ("1 at a time, 1 s apart", "the lab asks for on-failure"),
+              "eve": ("placeholder",), "mal": ("no cell starting with %%writefile service.json",)},
+    check_on_a_sealed_engine=True,
+)
 
 
 # -- last: the host engine as it was ------------------------------------------------------------
 
-def test_the_host_engine_is_left_as_it_was(client, host_before):
+def test_the_host_engine_is_left_as_it_was(client, host_before, graded):
+    # `graded`: the round trip has run by now (here, after host_before, unless another module
+    # asked for it first).
     after = _host_state(client)
     assert after["swarm"] == host_before["swarm"]
     assert after["swarm_networks"] == host_before["swarm_networks"]

@@ -1,4 +1,5 @@
-"""The registry lab on the real engine: `docklab check registry` and the nbgrader round trip.
+"""The registry lab on the real engine: `docklab check registry`, and the students of its nbgrader
+round trip (tests/labs/test_round_trips.py runs it from CASE).
 
 The right answer (the solution's publish.py) passes every check against a registry the check starts
 itself; wrong ones lose what they break: the image id recorded as the digest, no push at all, a
@@ -20,35 +21,23 @@ import uuid
 from pathlib import Path
 
 import docker
-import nbformat
 import pytest
 
-from docklab import labels
 from docklab.checks import registry
-from tests.conftest import run_docklab
-from tests.labs.roundtrip import copy_course, feedback_html, round_trip, sealed_report, set_cell
+from tests.labs.answers import answer_folder, hands_in, replaced, solution_cell, writefile
+from tests.labs.asserts import assert_fails_exactly, assert_nothing_labelled_left
+from tests.labs.harness import Cheat, LabCase
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parents[2]
-SOLUTION = ROOT / "solutions" / "registry" / "registry.ipynb"
 ALL = [c.id for c in registry.CRITERIA]
-
-
-def _solution_script() -> str:
-    notebook = nbformat.read(SOLUTION, as_version=4)
-    source = next(c.source for c in notebook.cells if c.get("id") == "publish")
-    return source.partition("\n")[2] + "\n"
-
-
-GOOD = _solution_script()
+GOOD = solution_cell("registry", "publish")
 RETURN = 'return {"reference": f"{repository}:1.0", "digest": digest}'
 PUSH = 'client.images.push(repository, tag="1.0", stream=True, decode=True)'
 
 
 def edit(old: str, new: str) -> str:
-    assert old in GOOD, old
-    return GOOD.replace(old, new)
+    return replaced(GOOD, old, new)
 
 
 IMAGE_ID = edit(RETURN, 'return {"reference": f"{repository}:1.0", '
@@ -68,9 +57,7 @@ WRONG = {
 
 
 def answer(folder: Path, script: str) -> Path:
-    folder.mkdir()
-    (folder / "publish.py").write_text(script)
-    return folder
+    return answer_folder(folder, "registry", {"publish.py": script})
 
 
 def _leftover_refs(client: docker.DockerClient) -> list[str]:
@@ -80,24 +67,10 @@ def _leftover_refs(client: docker.DockerClient) -> list[str]:
             if re.match(r"localhost:(?!5000/)\d+/docklab/hello", ref)]
 
 
-def test_the_solution_passes_every_check(tmp_path, client):
-    result = run_docklab("check", "registry", str(answer(tmp_path / "good", GOOD)), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    assert report["lab"] == "registry" and report["score"] == report["max_score"] == 7
-    assert [c["id"] for c in report["checks"]] == ALL
-    assert _leftover_refs(client) == []
-    client.images.get("busybox")  # untagging never removes the image itself
-
-
 @pytest.mark.parametrize("name", WRONG)
 def test_a_wrong_answer_fails_exactly_the_checks_it_breaks(tmp_path, name):
     script, failing = WRONG[name]
-    report = registry.LAB.check(answer(tmp_path / name, script))
-    assert {c.id for c in report.checks if not c.passed} == failing, report.table()
-    for check in report.checks:
-        if not check.passed:
-            assert check.feedback, check.id
+    assert_fails_exactly(registry.LAB.check(answer(tmp_path / name, script)), failing)
 
 
 def test_feedback_explains_the_digest(tmp_path):
@@ -117,15 +90,15 @@ def test_another_image_passes_the_visible_checks_but_not_the_hidden_test(tmp_pat
 
 
 def test_checks_leave_nothing_behind(client):
-    left = labels.find_labelled(client, lesson="grade-registry")
-    assert not any(left.values()), left
+    assert_nothing_labelled_left(client, lesson="grade-registry")
     assert _leftover_refs(client) == []
+    client.images.get("busybox")  # untagging never removes the image itself
 
 
-# -- the nbgrader round trip (sealed) ---------------------------------------------------------
+# -- the nbgrader round trip (sealed; tests/labs/test_round_trips.py) ---------------------------
 
 def _script(text: str):
-    return lambda notebook: set_cell(notebook, "publish", "%%writefile publish.py\n" + text)
+    return hands_in({"publish": writefile("publish.py", text)})
 
 
 #: The same job in other words: the low-level API, a push without streaming, the digest asked of
@@ -187,15 +160,8 @@ def publish(client, registry):
             "digest": client.images.get_registry_data(f"{{repository}}:1.0").id}}
 """
 
-CHEAT_OBJECT = 'registry = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()'
-
-
-def _patch_the_checks(notebook) -> None:
-    """Hands in the placeholder, plus a cell that makes every graded test pass when executed."""
-    notebook.cells.insert(4, nbformat.v4.new_code_cell(
-        "from docklab.checks import base\n"
-        "base.Report.assert_passed = lambda *a, **k: None\n"
-        f"open({MARKER + '-patch'!r}, 'w').write('x')\n"))
+#: A rebound checks module, and an added cell patching the report and writing on the host.
+CHEAT = Cheat("registry", "publish")
 
 
 # student → (edit, expected score out of 7)
@@ -210,47 +176,31 @@ STUDENTS = {
     "flo": (_script(OTHER_SPELLING), 7),
     # looks for the grading host, then publishes as asked: finds nothing of the host
     "gus": (_script(HOSTILE), 7),
-    # cheats: an answer cell that answers everything; a cell that patches the checks
-    "hal": (lambda notebook: set_cell(notebook, "publish", CHEAT_OBJECT), 0),
-    "ivy": (_patch_the_checks, 0),
+    # cheats: both at once; only the added cell, beside the placeholder
+    "hal": (CHEAT, 0),
+    "ivy": (CHEAT.beside(None), 0),
 }
 
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    course = copy_course(tmp_path_factory.mktemp("course"), "registry")
-    learner = f"roundtrip-reg-{uuid.uuid4().hex[:8]}"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)  # the kernels inherit it: their resources are ours
-    result = round_trip(course, "registry", {s: e for s, (e, _) in STUDENTS.items()})
-    yield {**result, "course": course, "learner": learner}
-    mp.undo()
-
-
-def test_round_trip_scores(graded):
-    for student, result in graded["results"].items():
-        assert result["success"], f"{student}: {result['log'][-3000:]}"
-    assert graded["scores"] == {s: float(score) for s, (_, score) in STUDENTS.items()}
-    assert graded["max_scores"] == {7.0}
-    assert graded["cells"]["cy"]["test_pull_by_digest"] == 0
-    assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in registry.CRITERIA}
-    print(f"registry round trip ({len(STUDENTS)} students): {graded['seconds']:.1f} s")
-
-
-def _report(graded, student: str):
-    return sealed_report(graded, "registry", student)
+CASE = LabCase(
+    "registry", max_score=7, students=STUDENTS,
+    right_answer=lambda folder: answer(folder, GOOD),
+    not_released=("assert_pushed_busybox", "def publish"),
+    cells={"cy": {"test_pull_by_digest": 0}},
+    feedback={"bo": ("digest of the image's config",), "cy": ("not the course's busybox",),
+              "eve": ("placeholder",)},
+    unlabelled_leftovers=_leftover_refs,
+)
 
 
 def test_round_trip_judged_in_a_sealed_engine(graded):
-    report = _report(graded, "ada")
+    report = graded.sealed_report("ada")
     assert report.details["sealed"]["engine_start_seconds"] > 0
     assert report.details["pulled_id"] == report.details["source_id"]
 
 
 def test_round_trip_publish_finds_nothing_of_the_grading_host(graded, client):
     assert not Path(MARKER).exists()
-    assert not Path(MARKER + "-patch").exists()
-    output = _report(graded, "gus").details["publish_output"]
+    output = graded.sealed_report("gus").details["publish_output"]
     line = next(row for row in output.splitlines() if row.startswith("FOUND "))
     found = json.loads(line.removeprefix("FOUND "))
     host_name = Path("/etc/hostname").read_text().strip()
@@ -260,22 +210,3 @@ def test_round_trip_publish_finds_nothing_of_the_grading_host(graded, client):
     assert found["engine_id"] not in (host_engine, "") and found["bind_engine_id"] != host_engine
     assert not found["engine_id"].startswith("failed")
     assert "DOCKER_HOST" not in found["host_env"] and "DOCKLAB_LEARNER" not in found["host_env"]
-
-
-def test_round_trip_release_has_no_solution_or_hidden_test(graded):
-    text = (graded["course"] / "release" / "registry" / "registry.ipynb").read_text()
-    assert "assert_pushed_busybox" not in text and "def publish" not in text
-
-
-def test_round_trip_feedback(graded):
-    assert graded["feedback"]["success"], graded["feedback"].get("error")
-    course = graded["course"]
-    assert "digest of the image's config" in feedback_html(course, "registry", "bo")
-    assert "not the course's busybox" in feedback_html(course, "registry", "cy")
-    assert "placeholder" in feedback_html(course, "registry", "eve")
-
-
-def test_round_trip_leaves_nothing_behind(client, graded):
-    left = labels.find_labelled(client, learner=graded["learner"])
-    assert not any(left.values()), left
-    assert _leftover_refs(client) == []

@@ -1,4 +1,5 @@
-"""The security lab on the real engine: `docklab check security` and the nbgrader round trip.
+"""The security lab on the real engine: `docklab check security`, and the students of its nbgrader
+round trip (tests/labs/test_round_trips.py runs it from CASE).
 
 The right answer (the solution's Dockerfile and run.json) passes every check; wrong ones lose the
 checks they break: root, a writable root filesystem with default capabilities, a read-only root
@@ -11,43 +12,33 @@ left behind.
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from pathlib import Path
 
-import nbformat
 import pytest
 
-from docklab import labels
 from docklab.checks import security
-from tests.conftest import run_docklab
-from tests.labs.roundtrip import copy_course, feedback_html, round_trip, set_cell
+from tests.labs.answers import answer_folder, hands_in, solution_cell, writefile
+from tests.labs.asserts import (
+    assert_fails_exactly,
+    assert_nothing_labelled_left,
+    assert_only_the_hidden_test_fails,
+)
+from tests.labs.harness import Cheat, LabCase
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parents[2]
-SOLUTION = ROOT / "solutions" / "security" / "security.ipynb"
 ALL = [c.id for c in security.CRITERIA]
 GOOD_SPEC = {"read_only": True, "tmpfs": {"/tmp": "size=16m"}, "cap_drop": ["ALL"],
              "cap_add": [], "security_opt": ["no-new-privileges"]}
-
-
-def _solution_cell(cell_id: str) -> str:
-    notebook = nbformat.read(SOLUTION, as_version=4)
-    source = next(c.source for c in notebook.cells if c.get("id") == cell_id)
-    return source.partition("\n")[2] + "\n"
-
-
-GOOD_DOCKERFILE = _solution_cell("dockerfile")
+GOOD_DOCKERFILE = solution_cell("security", "dockerfile")
 ROOT_DOCKERFILE = GOOD_DOCKERFILE.replace("USER 10001:10001\n", "")
 
 
 def answer(folder: Path, dockerfile: str, spec) -> Path:
-    folder.mkdir()
-    shutil.copy(ROOT / "grader" / "source" / "security" / "app.py", folder)
-    (folder / "Dockerfile").write_text(dockerfile)
-    (folder / "run.json").write_text(spec if isinstance(spec, str) else json.dumps(spec))
-    return folder
+    """A folder with the Dockerfile, run.json (a spec, or its text) and the lab's app.py."""
+    return answer_folder(folder, "security", {
+        "Dockerfile": dockerfile, "run.json": spec if isinstance(spec, str) else json.dumps(spec)},
+        lab_files=("app.py",))
 
 
 # name → (Dockerfile, run.json, the checks that must fail)
@@ -66,27 +57,11 @@ WRONG = {
 }
 
 
-def test_the_solution_passes_every_check(tmp_path, client):
-    folder = answer(tmp_path / "good", GOOD_DOCKERFILE, GOOD_SPEC)
-    result = run_docklab("check", "security", str(folder), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    report = json.loads(result.stdout)
-    assert report["lab"] == "security" and report["score"] == report["max_score"] == 11
-    assert [c["id"] for c in report["checks"]] == ALL
-
-
 def test_the_user_may_come_from_run_json_alone(tmp_path):
     # The visible check accepts it; the hidden test (the image's own USER) does not.
     folder = answer(tmp_path / "spec-user", ROOT_DOCKERFILE, {**GOOD_SPEC, "user": "10001"})
-    report = security.LAB.check(folder)
-    assert report.all_passed, report.table()
-    with pytest.raises(AssertionError, match="Not root in the first place"):
-        security.assert_image_not_root(folder)
-    # The same function, from the recorded details, is the hidden test when graded.
-    hidden = security.LAB.check(folder, hidden=True)
-    assert not hidden["runs_non_root"].passed and hidden.score == 9
-    assert "Not root in the first place" in hidden["runs_non_root"].feedback
-    assert hidden["runs_non_root"].feedback.count("(Lesson ") == 1  # the hidden test's own
+    assert_only_the_hidden_test_fails(security.LAB, folder, security.assert_image_not_root,
+                                      "runs_non_root", "Not root in the first place", score=9)
 
 
 def test_the_hidden_test_knows_users_by_name():
@@ -102,11 +77,7 @@ def test_the_hidden_test_knows_users_by_name():
 @pytest.mark.parametrize("name", WRONG)
 def test_a_wrong_answer_fails_exactly_the_checks_it_breaks(tmp_path, name):
     dockerfile, spec, failing = WRONG[name]
-    report = security.LAB.check(answer(tmp_path / name, dockerfile, spec))
-    assert {c.id for c in report.checks if not c.passed} == failing, report.table()
-    for check in report.checks:
-        if not check.passed:
-            assert check.feedback, check.id
+    assert_fails_exactly(security.LAB.check(answer(tmp_path / name, dockerfile, spec)), failing)
 
 
 def test_feedback_names_the_concept(tmp_path):
@@ -150,19 +121,14 @@ def test_parse_run_spec_refuses_what_would_undo_the_hardening():
 
 
 def test_checks_leave_nothing_labelled_behind(client):
-    left = labels.find_labelled(client, lesson="grade-security")
-    assert not any(left.values()), left
+    assert_nothing_labelled_left(client, lesson="grade-security")
 
 
-# -- the nbgrader round trip (sealed) ------------------------------------------------------------
+# -- the nbgrader round trip (sealed; tests/labs/test_round_trips.py) ---------------------------
 
-def _writes(dockerfile: str | None, spec: str | None):
-    def edit(notebook) -> None:
-        if dockerfile is not None:
-            set_cell(notebook, "dockerfile", "%%writefile Dockerfile\n" + dockerfile)
-        if spec is not None:
-            set_cell(notebook, "run-json", "%%writefile run.json\n" + spec)
-    return edit
+def _writes(dockerfile: str, spec: str):
+    return hands_in({"dockerfile": writefile("Dockerfile", dockerfile),
+                     "run-json": writefile("run.json", spec)})
 
 
 GOOD_JSON = json.dumps(GOOD_SPEC, indent=2)
@@ -173,23 +139,8 @@ OTHER_DOCKERFILE = ('FROM python:3.11-slim\nCOPY app.py /srv/app.py\nUSER nobody
                     'ENTRYPOINT ["python3"]\nCMD ["/srv/app.py"]\n')
 OTHER_JSON = json.dumps({"cap_drop": ["all"], "security_opt": ["no-new-privileges:true"],
                          "tmpfs": ["/tmp:size=8m,mode=1777"], "read_only": True})
-#: A cheat in the answer cell: an object that answers every call, would the cell run.
-CHEAT = 'security = type("M", (), {"__getattr__": lambda s, n: lambda *a, **k: s})()'
-#: A file an added cell would write on the grading host, would it run.
-PWNED = Path(f"/tmp/docklab-pwned-security-{uuid.uuid4().hex[:8]}")
-
-
-def _cheats(notebook) -> None:
-    set_cell(notebook, "dockerfile", CHEAT)
-
-
-def _patches(notebook) -> None:
-    _writes(GOOD_DOCKERFILE, "{}")(notebook)
-    notebook.cells.insert(2, nbformat.v4.new_code_cell(
-        "from docklab.checks import base\n"
-        "base.Report.assert_passed = lambda *a, **k: None\n"
-        f"open({str(PWNED)!r}, 'w').write('x')\n"))
-
+#: A rebound checks module, and an added cell patching the report and writing on the host.
+CHEAT = Cheat("security", "dockerfile")
 
 # student → (edit, expected score out of 11)
 STUDENTS = {
@@ -203,61 +154,17 @@ STUDENTS = {
                                                 if k != "tmpfs"})), 8),
     "eve": (None, 0),
     "fay": (_writes(OTHER_DOCKERFILE, OTHER_JSON), 11),
-    "mal": (_cheats, 0),
-    # bo's answer, and an added cell that would patch the checks and write on the host
-    "pat": (_patches, 5),
+    "mal": (CHEAT, 0),
+    # bo's answer, and the cheat's added cell that would patch the checks and write on the host
+    "pat": (CHEAT.beside(_writes(GOOD_DOCKERFILE, "{}")), 5),
 }
 
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    course = copy_course(tmp_path_factory.mktemp("course"), "security")
-    learner = "roundtrip-" + tmp_path_factory.mktemp("id").name[-6:]
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)
-    try:
-        result = round_trip(course, "security", {s: edit for s, (edit, _) in STUDENTS.items()})
-        yield {**result, "course": course, "learner": learner}
-    finally:
-        mp.undo()
-        PWNED.unlink(missing_ok=True)
-
-
-def test_round_trip_scores(graded):
-    for student, result in graded["results"].items():
-        assert result["success"], f"{student}: {result.get('error') or result['log'][-2000:]}"
-    assert graded["scores"] == {s: float(score) for s, (_, score) in STUDENTS.items()}, \
-        graded["cells"]
-    assert graded["max_scores"] == {11.0}
-    assert graded["cells"]["cy"]["test_runs_non_root"] == 0
-    for student in ("ada", "fay"):
-        assert graded["cells"][student] == {f"test_{c.id}": c.points for c in security.CRITERIA}
-    print(f"security round trip ({len(STUDENTS)} submissions): {graded['seconds']:.1f} s")
-
-
-def test_round_trip_runs_no_cell_of_a_submission(graded):
-    assert not PWNED.exists()
-    for student in ("mal", "pat"):
-        assert "Judging security" in graded["results"][student]["log"]
-    assert "no cell starting with %%writefile Dockerfile" in feedback_html(
-        graded["course"], "security", "mal")
-
-
-def test_round_trip_release_has_no_solution_or_hidden_test(graded):
-    text = (graded["course"] / "release" / "security" / "security.ipynb").read_text()
-    assert "assert_image_not_root" not in text and "USER 10001" not in text
-    assert (graded["course"] / "release" / "security" / "app.py").is_file()
-
-
-def test_round_trip_feedback(graded):
-    assert graded["feedback"]["success"], graded["feedback"].get("error")
-    course = graded["course"]
-    assert "ReadonlyRootfs is false" in feedback_html(course, "security", "bo")
-    assert "Not root in the first place" in feedback_html(course, "security", "cy")
-    assert "placeholder" in feedback_html(course, "security", "eve")
-    assert "uid 65534" in feedback_html(course, "security", "fay")
-
-
-def test_round_trip_leaves_nothing_behind(client, graded):
-    left = labels.find_labelled(client, learner=graded["learner"])
-    assert not any(left.values()), left  # the sealed engines carry the learner's labels too
+CASE = LabCase(
+    "security", max_score=11, students=STUDENTS,
+    right_answer=lambda folder: answer(folder, GOOD_DOCKERFILE, GOOD_SPEC),
+    not_released=("assert_image_not_root", "USER 10001"), release_files=("app.py",),
+    cells={"cy": {"test_runs_non_root": 0}},
+    feedback={"bo": ("ReadonlyRootfs is false",), "cy": ("Not root in the first place",),
+              "eve": ("placeholder",), "fay": ("uid 65534",),
+              "mal": ("no cell starting with %%writefile Dockerfile",)},
+)

@@ -1,6 +1,6 @@
 """The volumes lab on the real engine: `docklab check volumes` on right and wrong run
-configurations, and its nbgrader round trip, where every submission is judged on a sealed engine
-of its own (no cell of it runs).
+configurations, and the students of its nbgrader round trip (tests/labs/test_round_trips.py runs it
+from CASE), where every submission is judged on a sealed engine of its own (no cell of it runs).
 
 Wrong answers are the ways the lesson warns about: no volume (the image's VOLUME makes an anonymous
 one per container), an anonymous volume, a bind mount, a read-only volume, a volume on a folder
@@ -11,20 +11,17 @@ mounts a host folder, and nothing labelled (containers, volumes, images) is left
 from __future__ import annotations
 
 import json
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from docklab import labels
 from docklab.checks import volumes
-from tests.conftest import run_docklab
-from tests.labs.roundtrip import Cheat, copy_course, feedback_html, round_trip, set_cell
+from tests.labs.answers import answer_folder, hands_in
+from tests.labs.asserts import assert_fails_exactly, assert_fails_saying, check_each
+from tests.labs.harness import Cheat, LabCase
 
 pytestmark = pytest.mark.engine
 
-ROOT = Path(__file__).resolve().parents[2]
 ALL = [c.id for c in volumes.CRITERIA]
 RUNTIME = {"named_volume", "data_survives", "volume_outlives_containers"}
 
@@ -55,42 +52,29 @@ ANSWERS = {
 }
 
 
+def _folder(folder: Path, name: str) -> Path:
+    """The folder `docklab check volumes` grades, holding the answer ``name``."""
+    run = ANSWERS[name][0]
+    return answer_folder(folder, "volumes", {"run.json": None if run is None else json.dumps(run)})
+
+
 @pytest.fixture(scope="module")
 def reports(client, tmp_path_factory):
-    """Every answer graded once, three side by side; nothing labelled may be left behind."""
-    learner = "test-volumes-" + tmp_path_factory.mktemp("id").name[-6:]
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)
+    """Every answer graded once, three side by side; nothing labelled may be left behind, and
+    no volume of grading's own either."""
     root = tmp_path_factory.mktemp("answers")
-    folders = {}
-    for name, (run, _, _) in ANSWERS.items():
-        folders[name] = root / name
-        folders[name].mkdir()
-        if run is not None:
-            (folders[name] / "run.json").write_text(json.dumps(run))
+    folders = {name: _folder(root / name, name) for name in ANSWERS}
     volumes_before = {v.name for v in client.volumes.list()}
-    started = time.monotonic()
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {name: pool.submit(volumes.LAB.check, folder)
-                   for name, folder in folders.items()}
-        graded = {name: future.result() for name, future in futures.items()}
-    seconds = time.monotonic() - started
-    left = labels.find_labelled(client, learner=learner)
-    mp.undo()
-    assert not any(left.values()), f"left behind: {left}"
+    graded, _ = check_each(client, "volumes", folders)
     new_volumes = {v.name for v in client.volumes.list()} - volumes_before
     assert not [v for v in new_volumes if v.startswith("docklab-grade-")], new_volumes
-    return {"reports": graded, "seconds": seconds, "folders": folders}
-
-
-def failing(report) -> set[str]:
-    return {check.id for check in report.checks if not check.passed}
+    return {"reports": graded, "folders": folders}
 
 
 @pytest.mark.parametrize("name", ["good", "good_mount_syntax", "good_sdk_dict"])
 def test_right_configurations_pass_every_check(reports, name):
     report = reports["reports"][name]
-    assert failing(report) == set(), report.table()
+    assert_fails_exactly(report, set())
     assert report.score == report.max_score == 7
     assert [g["starts"] for g in report.details["generations"]] == [1, 2]
 
@@ -98,15 +82,7 @@ def test_right_configurations_pass_every_check(reports, name):
 @pytest.mark.parametrize("name", [n for n, (_, bad, _) in ANSWERS.items() if bad])
 def test_wrong_configurations_fail_exactly_the_checks_they_break(reports, name):
     _, expected, words = ANSWERS[name]
-    report = reports["reports"][name]
-    assert failing(report) == expected, report.table()
-    first = next(check for check in report.checks if check.id in expected)
-    assert words in first.feedback, report.table()
-    if first.judged:
-        assert "Lesson 03-volumes" in first.feedback
-    else:
-        assert first.feedback.startswith("Not judged")
-    assert report.score == report.max_score - sum(report[i].points for i in expected)
+    assert_fails_saying(reports["reports"][name], expected, words, "03-volumes")
 
 
 def test_a_volume_below_data_passes_the_visible_checks_but_not_the_hidden_test(reports):
@@ -123,33 +99,10 @@ def test_a_bind_mount_is_never_mounted(reports):
         assert generation["data_mount"]["Type"] == "volume"  # the image's anonymous VOLUME
 
 
-def test_docklab_check_cli_on_a_folder_and_notebooks(reports, learner_env, client):
-    good = run_docklab("check", "volumes", str(reports["folders"]["good"]), "--json")
-    assert good.returncode == 0, good.stdout + good.stderr
-    data = json.loads(good.stdout)
-    assert (data["lab"], data["score"], data["max_score"]) == ("volumes", 7, 7)
-    assert [c["id"] for c in data["checks"]] == ALL
-    solved = run_docklab("check", "volumes",
-                         str(ROOT / "solutions" / "volumes" / "volumes.ipynb"), "--json")
-    assert solved.returncode == 0, solved.stdout + solved.stderr
-    assert json.loads(solved.stdout)["score"] == 7
-    untouched = run_docklab("check", "volumes", str(ROOT / "labs" / "volumes" / "volumes.ipynb"))
-    assert untouched.returncode == 1 and "Traceback" not in untouched.stderr
-    assert "volumes: 0/7 points" in untouched.stdout and "RUN" in untouched.stdout
-    left = labels.find_labelled(client, learner=learner_env)
-    assert not any(left.values()), left
-
-
-# -- the nbgrader round trip ------------------------------------------------------------------
+# -- the nbgrader round trip (tests/labs/test_round_trips.py) -----------------------------------
 
 def _submission(run: dict):
-    def write(notebook) -> None:
-        set_cell(notebook, "run", f"RUN = {run!r}\n")
-    return write
-
-
-# A cheat: a rebound checks module, and an added cell patching the report and writing on the host.
-CHEAT = Cheat("volumes", "run")
+    return hands_in({"run": f"RUN = {run!r}\n"})
 
 
 # student → (submission, expected score out of 7)
@@ -163,56 +116,18 @@ STUDENTS = {
     # read-only: named, but the app cannot write
     "di": (_submission(cfg(volumes=["notes-data:/data:ro"])), 3),
     "eve": (None, 0),
-    "mal": (CHEAT, 0),
+    "mal": (Cheat("volumes", "run"), 0),
     # --mount instead of -v, in its short spelling (src, dst), and a tagged image name
     "odo": (_submission({"image": "notes:latest", "name": "notes",
                          "mounts": ["type=volume,src=notes-data,dst=/data"]}), 7),
 }
 
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    learner = "roundtrip-vol-" + tmp_path_factory.mktemp("id").name[-6:]
-    mp = pytest.MonkeyPatch()
-    mp.setenv("DOCKLAB_LEARNER", learner)  # the sealed engines carry it: their resources are ours
-    course = copy_course(tmp_path_factory.mktemp("course"), "volumes")
-    result = round_trip(course, "volumes", {s: edit for s, (edit, _) in STUDENTS.items()})
-    mp.undo()
-    result.update(course=course, learner=learner)
-    return result
-
-
-def test_round_trip_release_hides_the_hidden_tests(graded):
-    text = (graded["course"] / "release" / "volumes" / "volumes.ipynb").read_text()
-    assert "HIDDEN" not in text and "assert_all_data_kept" not in text
-    for name in ("notes.sh", "app.Dockerfile"):
-        assert (graded["course"] / "release" / "volumes" / name).is_file()
-
-
-def test_round_trip_autogrades_to_the_expected_scores(graded):
-    for student, result in graded["results"].items():
-        assert result["success"], f"{student}: {result.get('error') or result['log'][-2000:]}"
-    assert graded["scores"] == {s: float(score) for s, (_, score) in STUDENTS.items()}
-    assert graded["max_scores"] == {7.0}
-    assert graded["cells"]["ada"] == {f"test_{c.id}": c.points for c in volumes.CRITERIA}
-    assert graded["cells"]["cy"]["test_data_survives"] == 0
-    assert graded["cells"]["odo"] == graded["cells"]["ada"]
-
-
-def test_round_trip_runs_no_cell_of_a_submission(graded):
-    CHEAT.assert_came_to_nothing(graded, "mal")
-
-
-def test_round_trip_feedback_says_what_to_fix(graded):
-    assert graded["feedback"]["success"], graded["feedback"].get("error")
-    html = {s: feedback_html(graded["course"], "volumes", s) for s in STUDENTS}
-    assert "anonymous volume" in html["bo"]
-    assert "start counter" in html["cy"]
-    assert "read-only" in html["di"]
-    assert "still holds the placeholder" in html["eve"]
-    assert "no cell that sets RUN" in html["mal"]
-
-
-def test_round_trip_leaves_nothing_labelled_behind(client, graded):
-    left = labels.find_labelled(client, learner=graded["learner"])
-    assert not any(left.values()), left
+CASE = LabCase(
+    "volumes", max_score=7, students=STUDENTS,
+    right_answer=lambda folder: _folder(folder, "good"),
+    not_released=("HIDDEN", "assert_all_data_kept"), release_files=("notes.sh", "app.Dockerfile"),
+    cells={"cy": {"test_data_survives": 0}},
+    feedback={"bo": ("anonymous volume",), "cy": ("start counter",), "di": ("read-only",),
+              "eve": ("still holds the placeholder",), "mal": ("no cell that sets RUN",)},
+    untouched_words=("RUN",),
+)

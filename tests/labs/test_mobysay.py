@@ -1,17 +1,19 @@
-"""`docklab check mobysay` on the real engine: right answers pass, wrong ones fail the right checks.
+"""The mobysay lab on the real engine: `docklab check mobysay` on right and wrong answers, and the
+students of its nbgrader round trip (tests/labs/test_round_trips.py runs it from CASE).
 
 The wrong answers are the mistakes the lesson's slides warn about (shell-form ENTRYPOINT, CMD instead
 of ENTRYPOINT, JSON that does not parse, ENV instead of ARG, a separate `apt-get update`, no PATH, a
 base without apt), plus hostile ones (no Dockerfile, a build or a container that never ends or
 prints without end, COPY from outside the context, a link pointing outside, a fork bomb). Every one
 gets a score and feedback, in bounded time, and leaves nothing labelled behind.
+
+In the round trip a wrong answer loses the points of the checks it breaks, and the hidden tests
+take what the visible ones let through.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -24,6 +26,9 @@ from docklab.checks import mobysay
 from docklab.checks.answer import dockerfile_from_notebook
 from docklab.checks.sandbox import Limits
 from tests.conftest import run_docklab
+from tests.labs.answers import answer_folder, hands_in, replaced, writefile
+from tests.labs.asserts import assert_nothing_labelled_left, failing
+from tests.labs.harness import Cheat, LabCase
 
 pytestmark = pytest.mark.engine
 
@@ -36,8 +41,17 @@ NOT_JUDGED = set(ALL)  # every check fails when the image does not build
 
 
 def edit(old: str, new: str) -> str:
-    assert old in GOOD, old
-    return GOOD.replace(old, new)
+    return replaced(GOOD, old, new)
+
+
+# A shell wrapper: passes the visible custom_message test, but the hidden test sees the shell
+# expand the message (a lone * becomes file names); entrypoint_exec_form fails too.
+WRAPPER = edit(EXEC_FORM, 'ENTRYPOINT ["sh", "-c", "cowsay -f moby.cow $*", "--"]')
+
+
+def answer(folder: Path, dockerfile: str | None) -> Path:
+    """A folder with the Dockerfile (None: none) and the lab's moby.cow."""
+    return answer_folder(folder, "mobysay", {"Dockerfile": dockerfile}, lab_files=("moby.cow",))
 
 
 # name → (Dockerfile, the checks that must fail, words the feedback of the first must contain)
@@ -123,31 +137,23 @@ def grade(client, learner_env, tmp_path):
     """Grade a Dockerfile (in a folder with the lab's moby.cow); check nothing is left behind."""
     def _grade(dockerfile: str | None, *, limits: Limits | None = None, cow: bytes | None = None,
                setup=None):
-        folder = tmp_path / "answer"
-        folder.mkdir(exist_ok=True)
-        if dockerfile is not None:
-            (folder / "Dockerfile").write_text(dockerfile)
+        if setup or cow is not None:
+            folder = answer_folder(tmp_path / "answer", "mobysay",
+                                   {"Dockerfile": dockerfile, "moby.cow": cow})
+        else:
+            folder = answer(tmp_path / "answer", dockerfile)
         if setup:
             setup(folder)
-        elif cow is not None:
-            (folder / "moby.cow").write_bytes(cow)
-        else:
-            shutil.copy(COW, folder / "moby.cow")
         started = time.monotonic()
         report = mobysay.LAB.check(folder, limits=limits or Limits(run_timeout=10))
         report.details["seconds"] = time.monotonic() - started
-        left = labels.find_labelled(client, lesson="grade-mobysay", learner=learner_env)
-        assert not any(left.values()), f"left behind: {left}"
+        assert_nothing_labelled_left(client, lesson="grade-mobysay", learner=learner_env)
         for short_id in report.details.get("build_containers", []):
             with pytest.raises(docker.errors.NotFound):
                 client.containers.get(short_id)
         return report
 
     return _grade
-
-
-def failing(report) -> set[str]:
-    return {check.id for check in report.checks if not check.passed}
 
 
 def test_the_solution_passes_every_check(grade):
@@ -234,30 +240,54 @@ def test_a_fork_bomb_in_a_build_is_bounded(grade):
         assert "did not finish" in report["builds"].feedback
 
 
-def test_docklab_check_cli_json_on_a_folder(tmp_path, learner_env):
-    for name, text in (("good", GOOD), ("shell", WRONG["shell_form_entrypoint"][0])):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "Dockerfile").write_text(text)
-        shutil.copy(COW, tmp_path / name)
-    good = run_docklab("check", "mobysay", str(tmp_path / "good"), "--json")
-    assert good.returncode == 0, good.stderr
-    data = json.loads(good.stdout)
-    assert (data["lab"], data["score"], data["max_score"]) == ("mobysay", 10, 10)
-    assert [c["id"] for c in data["checks"]] == ALL
-    assert set(data["checks"][0]) == {"id", "passed", "points", "feedback"}
-    shell = run_docklab("check", "mobysay", str(tmp_path / "shell"))
+def test_docklab_check_names_the_failing_check(tmp_path, learner_env):
+    shell = run_docklab("check", "mobysay", str(answer(
+        tmp_path / "shell", WRONG["shell_form_entrypoint"][0])))
     assert shell.returncode == 1
     assert "FAIL  entrypoint_exec_form" in shell.stdout and "Traceback" not in shell.stderr
 
 
-def test_docklab_check_cli_on_notebooks(learner_env):
-    solved = run_docklab("check", "mobysay", str(ROOT / "solutions/mobysay/mobysay.ipynb"),
-                         "--json")
-    assert solved.returncode == 0, solved.stdout + solved.stderr
-    assert json.loads(solved.stdout)["score"] == 10
-    untouched = run_docklab("check", "mobysay", str(ROOT / "labs/mobysay/mobysay.ipynb"),
-                            "--json")
-    assert untouched.returncode == 1
-    report = json.loads(untouched.stdout)
-    assert report["score"] == 0
-    assert "placeholder" in report["checks"][0]["feedback"]
+def test_the_visible_checks_alone_would_pass_the_wrapper(tmp_path):
+    report = mobysay.LAB.check(answer(tmp_path / "wrapper", WRAPPER))
+    assert report["custom_message"].passed and not report["entrypoint_exec_form"].passed
+    assert report.score == 9  # the hidden test makes the difference in nbgrader (7)
+
+
+# -- the nbgrader round trip (tests/labs/test_round_trips.py) -----------------------------------
+
+def _dockerfile(text: str):
+    return hands_in({"dockerfile": writefile("Dockerfile", text)})
+
+
+# student → (submission, expected score out of 10)
+STUDENTS = {
+    "ada": (_dockerfile(GOOD), 10),
+    # shell form: default_message, custom_message (2), entrypoint_exec_form fail
+    "bo": (_dockerfile(WRONG["shell_form_entrypoint"][0]), 6),
+    # ENV instead of ARG, and apt-get update in its own RUN
+    "cy": (_dockerfile(replaced(WRONG["env_instead_of_arg"][0],
+                                "RUN apt-get update \\\n && apt-get install",
+                                "RUN apt-get update\nRUN apt-get install")), 8),
+    "di": (_dockerfile(WRAPPER), 7),
+    "eve": (None, 0),
+    "mal": (Cheat("mobysay", "dockerfile"), 0),
+}
+
+CASE = LabCase(
+    "mobysay", max_score=10, students=STUDENTS,
+    right_answer=lambda folder: answer(folder, GOOD),
+    not_released=("HIDDEN", "assert_says"), release_files=("moby.cow",),
+    cells={
+        # each check is one graded cell, worth its points
+        "ada": {"test_builds": 1, "test_base_debian": 1, "test_frontend_is_arg": 1,
+                "test_apt_chained": 1, "test_cowfile_installed": 1, "test_path_has_games": 1,
+                "test_default_message": 1, "test_custom_message": 2,
+                "test_entrypoint_exec_form": 1},
+        "cy": {"test_frontend_is_arg": 0, "test_apt_chained": 0},
+        # the hidden test, not the visible one, takes di's custom_message points
+        "di": {"test_custom_message": 0},
+    },
+    feedback={"bo": ("shell-form ENTRYPOINT ignores CMD",),
+              "cy": ("only lasts during the build", "cached"),
+              "eve": ("placeholder",)},
+)
