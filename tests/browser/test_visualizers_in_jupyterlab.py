@@ -39,7 +39,6 @@ from tests.notebooks.course import (
     LEFTOVERS_CELL_ID,
     NOT_YET,
     prepared,
-    tagged,
     visualizers_in,
     wrong_verdicts,
 )
@@ -259,7 +258,8 @@ def check_shipped_run(page, path: Path) -> None:
     """What the "as shipped" run must show: each self-check said "Not yet", and the leftovers
     cell (the last) found nothing of the lesson's on the engine after the cleanup cell."""
     nb = prepared(path, {})
-    checks = {cell.id: i for i, cell in enumerate(nb.cells) if cell in tagged(nb, "self-check")}
+    checks = {cell.id: i for i, cell in enumerate(nb.cells)
+              if "self-check" in cell.metadata.get("tags", [])}
     assert nb.cells[-1].get("id") == LEFTOVERS_CELL_ID
     texts = page.evaluate(_OUTPUTS_JS, [*checks.values(), len(nb.cells) - 1])
     verdicts = dict(zip(checks, texts[:-1], strict=True))

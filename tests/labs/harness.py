@@ -21,7 +21,7 @@ import nbformat
 import pytest
 
 from docklab.checks import get_lab
-from tests.labs.roundtrip import ROOT, Edit, copy_course, round_trip, set_cell
+from tests.labs.roundtrip import ROOT, Edit, copy_course, round_trip, set_cell, submitted
 
 # -- a hostile submission -----------------------------------------------------------------------
 
@@ -176,8 +176,7 @@ class RoundTrip:
         """The sealed judge's report on a submission (kept by the judge: not judged again)."""
         from docklab.grading.judge import judge_file
 
-        return judge_file(self.lab, self.course / "submitted" / student / self.lab /
-                          f"{self.lab}.ipynb")
+        return judge_file(self.lab, submitted(self.course, self.lab, student))
 
 
 class RoundTrips:

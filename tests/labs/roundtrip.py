@@ -40,11 +40,16 @@ def set_cell(notebook, cell_id: str, source: str) -> None:
     cell.source = source
 
 
+def submitted(course: Path, lab: str, student: str) -> Path:
+    """Where nbgrader keeps a student's handed-in notebook of ``lab``."""
+    return course / "submitted" / student / lab / f"{lab}.ipynb"
+
+
 def _judge(course: Path, lab: str, student: str) -> None:
     """Judge one submission ahead of autograde. A judge that fails here fails again inside
     autograde, where the round trip's tests see it: nothing to report from here."""
     try:
-        judge_file(lab, course / "submitted" / student / lab / f"{lab}.ipynb")
+        judge_file(lab, submitted(course, lab, student))
     except Exception:  # noqa: BLE001, S110 - autograde judges it again and reports the error
         pass
 
