@@ -127,3 +127,26 @@ def test_dind_run_options_avoid_privileged():
     assert options["init"] is True and options["tmpfs"] == {"/run": ""}
     options["cap_add"].append("X")
     assert DIND_RUN_OPTIONS["cap_add"] == ["ALL"]  # a copy, not the constant
+
+
+def test_engine_images_take_only_the_named_packages_from_newer_releases():
+    for name, release, packages in (
+            ("docklab/engine:26", "trixie", "docker.io docker-cli docker-buildx containerd"),
+            ("docklab/engine:28", "sid",
+             "docker.io docker-cli docker-buildx containerd tini-static")):
+        engine = find(name)
+        pins = (engine.recipe / "engine.pref").read_text()
+        assert f"Package: {packages}\nPin: release n={release}\nPin-Priority: 990" in pins
+        assert f"Package: *\nPin: release n={release}\nPin-Priority: -1" in pins
+        text = engine.dockerfile.read_text()
+        assert "runc" not in text.split("apt-get install", 1)[1], name  # bookworm's runc stays
+        assert "procps" in text and engine.bases() == ["debian:12"]
+        assert engine.on_demand and not engine.pullable
+
+
+def test_a_plain_prepare_leaves_the_engine_images_out():
+    from docklab.images.prepare import default_names
+
+    names = default_names()
+    assert "docklab/engine:28" not in names and "docklab/engine:26" not in names
+    assert "docker:dind" in names and "busybox" in names

@@ -107,3 +107,23 @@ def test_debian_without_root_says_what_to_do(monkeypatch):
     with pytest.raises(ImageError) as raised:
         build.build_debootstrap(None, find("debian:12"), "hash", [], print)
     assert "root" in raised.value.message and "sudo" in raised.value.hint
+
+
+def test_engine_images_share_the_dind_entry_script_not_a_copy():
+    script = find("docker:dind").recipe / "dockerd-entrypoint.sh"
+    for name in ("docklab/engine:26", "docklab/engine:28"):
+        engine = find(name)
+        assert not (engine.recipe / "dockerd-entrypoint.sh").exists(), name
+        assert engine.shared_files() == {"dockerd-entrypoint.sh": script}
+        with tarfile.open(fileobj=build_context(engine, [])) as tar:
+            shared = tar.extractfile("dockerd-entrypoint.sh").read()
+            assert tar.getmember("dockerd-entrypoint.sh").mode & 0o111
+        assert shared == script.read_bytes()
+
+
+def test_a_shared_file_is_part_of_the_hash(tmp_path):
+    folder = tmp_path / "engine"
+    shutil.copytree(find("docklab/engine:28").recipe, folder)
+    engine = CourseImage("e", "d", "u", folder, shared=("docker-dind/dockerd-entrypoint.sh",))
+    alone = CourseImage("e", "d", "u", folder)
+    assert recipe_hash(engine) != recipe_hash(alone)

@@ -41,9 +41,13 @@ def list_images(as_json: bool) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
         click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
-    missing = [e["name"] for e in status if not e["current"]]
+    missing = [e["name"] for e in status if not e["current"] and not e["on_demand"]]
     if missing:
         click.echo(f"\nTo prepare {', '.join(missing)}: docklab images prepare")
+    engines = [e["name"] for e in status if not e["current"] and e["on_demand"]]
+    if engines:
+        click.echo(f"Built when asked for: {', '.join(engines)} (docklab engines start VERSION, "
+                   "or docklab images prepare NAME)")
 
 
 @images.command("prepare")
@@ -56,7 +60,7 @@ def list_images(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
 def prepare_images(names: tuple[str, ...], source: str | None, no_cache: bool, quiet: bool,
                    as_json: bool) -> None:
-    """Make the course images present (all, or NAMES and what they build FROM).
+    """Make the course images present (all but the engines, or NAMES and what they build FROM).
 
     Each is pulled where a registry answers, otherwise built here from Debian packages; an image
     that is already present and current is left alone.

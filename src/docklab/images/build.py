@@ -106,6 +106,9 @@ def recipe_hash(image: CourseImage, ca_files: Iterable[Path] = ()) -> str:
     for path in recipe_files(image.recipe):
         digest.update(f"file {path.relative_to(image.recipe).as_posix()}\n".encode())
         digest.update(path.read_bytes())
+    for name, path in sorted(image.shared_files().items()):
+        digest.update(f"shared {name}\n".encode())
+        digest.update(path.read_bytes())
     ca_files = list(ca_files)
     for path in ca_files:
         digest.update(f"ca {_ca_name(path, ca_files)}\n".encode())
@@ -167,7 +170,8 @@ def _add_dir(tar: tarfile.TarFile, arcname: str) -> None:
 
 def build_context(image: CourseImage, ca_files: list[Path],
                   extra: dict[str, Path] | None = None) -> io.BytesIO:
-    """The build context of a Dockerfile recipe: its folder, ``docklab-ca/`` and ``extra``."""
+    """The build context of a Dockerfile recipe: its folder, ``docklab-ca/``, the files it shares
+    with other recipes and ``extra``."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for path in recipe_files(image.recipe):
@@ -175,7 +179,7 @@ def build_context(image: CourseImage, ca_files: list[Path],
         _add_dir(tar, CA_CONTEXT_DIR)
         for path in ca_files:
             _add_file(tar, path, f"{CA_CONTEXT_DIR}/{_ca_name(path, ca_files)}")
-        for arcname, path in (extra or {}).items():
+        for arcname, path in {**image.shared_files(), **(extra or {})}.items():
             _add_file(tar, path, arcname)
     buffer.seek(0)
     return buffer

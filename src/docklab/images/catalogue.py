@@ -51,6 +51,18 @@ DIND_DOCKER_RUN_FLAGS = (
 )
 
 
+#: HostConfig fields for ``--security-opt systempaths=unconfined``: nothing under /proc masked or
+#: read-only. Engines from 26 on need it inside Docker-in-Docker: they write per-container IPv6
+#: sysctls under /proc/sys ("failed to disable IPv6 on container's interface"). The CLI turns the
+#: option into these fields; the engine's API refuses it as a security option, and the SDK's
+#: ``containers.run`` has no keyword for them: add them to ``client.api.create_host_config(...)``.
+SYSTEMPATHS_UNCONFINED: dict = {"MaskedPaths": [], "ReadonlyPaths": []}
+
+#: The docker:dind entry script (remount the cgroups writable, run dockerd on :2375), which the
+#: engine images share.
+DIND_ENTRYPOINT = "docker-dind/dockerd-entrypoint.sh"
+
+
 def dind_run_options(volume: str) -> dict:
     """``DIND_RUN_OPTIONS`` plus the named volume ``volume`` on /var/lib/docker.
 
@@ -84,6 +96,12 @@ class CourseImage:
     pullable: bool = True
     #: Extra ``client.containers.run`` keyword arguments this image needs to work.
     run_options: dict = field(default_factory=dict, compare=False)
+    #: Files of other recipes this one's build context holds too, as paths under RECIPES_DIR; each
+    #: goes in by its file name (e.g. the engines reuse docker:dind's entry script, not a copy).
+    shared: tuple[str, ...] = ()
+    #: Prepared only when named (``docklab images prepare NAME``, ``docklab engines start``), not
+    #: by a plain ``docklab images prepare``: no lesson needs it, and it takes minutes to build.
+    on_demand: bool = False
 
     def __post_init__(self):
         if self.builder not in BUILDERS:
@@ -106,6 +124,10 @@ class CourseImage:
     def dockerfile(self) -> Path | None:
         path = self.recipe / "Dockerfile"
         return path if self.builder != "debootstrap" and path.is_file() else None
+
+    def shared_files(self) -> dict[str, Path]:
+        """The shared files by the name the Dockerfile COPYs them as."""
+        return {Path(relative).name: RECIPES_DIR / relative for relative in self.shared}
 
     def bases(self) -> list[str]:
         """References this recipe builds FROM (``scratch`` and earlier stages left out)."""
@@ -177,6 +199,28 @@ CATALOGUE: tuple[CourseImage, ...] = (
         used_for="throwaway engines: multi-node swarm, engine-level experiments",
         recipe=RECIPES_DIR / "docker-dind",
         run_options=DIND_RUN_OPTIONS,
+    ),
+    CourseImage(
+        name="docklab/engine:26",
+        description="Docker Engine 26.1 (Debian 13's docker.io, buildx 0.13) in a container.",
+        used_for="trying the course on a current engine: `docklab engines start 26`",
+        recipe=RECIPES_DIR / "engine-26",
+        run_options=DIND_RUN_OPTIONS,
+        shared=(DIND_ENTRYPOINT,),
+        pullable=False,
+        on_demand=True,
+    ),
+    CourseImage(
+        name="docklab/engine:28",
+        description="Docker Engine 28.5 (Debian sid's docker.io, buildx 0.29, containerd 2.1) "
+                    "in a container.",
+        used_for="trying the course on the engine Docker Desktop has, with or without the "
+                 "containerd image store: `docklab engines start 28 [--containerd-store]`",
+        recipe=RECIPES_DIR / "engine-28",
+        run_options=DIND_RUN_OPTIONS,
+        shared=(DIND_ENTRYPOINT,),
+        pullable=False,
+        on_demand=True,
     ),
     CourseImage(
         name="docklab/python-docker",

@@ -60,7 +60,7 @@ def image_status(client: docker.DockerClient, *, catalogue: Iterable[CourseImage
 
     Each entry: ``name``, ``present``, ``source`` ("registry", "local-build" or None),
     ``current`` (present, and a local build of the current recipe), ``id``, ``size`` (bytes),
-    ``description``. Equivalent CLI: ``docker image ls`` plus ``docker image inspect``.
+    ``description``, ``on_demand`` (prepared only when named). Equivalent CLI: ``docker image ls`` plus ``docker image inspect``.
     """
     ca_files = host_ca_files(ca_dir)
     status = []
@@ -75,8 +75,14 @@ def image_status(client: docker.DockerClient, *, catalogue: Iterable[CourseImage
             "id": found.id if found else None,
             "size": found.attrs.get("Size") if found else None,
             "description": image.description,
+            "on_demand": image.on_demand,
         })
     return status
+
+
+def default_names(catalogue: Iterable[CourseImage] = CATALOGUE) -> list[str]:
+    """What a plain ``docklab images prepare`` makes present: all but the on-demand images."""
+    return [image.name for image in catalogue if not image.on_demand]
 
 
 class _Progress:
@@ -124,7 +130,8 @@ def prepare(client: docker.DockerClient, names: Iterable[str] | None = None, *,
             catalogue: Iterable[CourseImage] = CATALOGUE, source: str | None = None,
             progress: bool | Callable[[str], None] = True, no_cache: bool = False,
             ca_dir: Path | str | None = None) -> list[dict]:
-    """Make each course image in ``names`` (all when None) present, with what it builds FROM.
+    """Make each course image in ``names`` present, with what it builds FROM. When ``names`` is
+    None: every image but the on-demand ones (the engines, see ``default_names``).
 
     An image already there is left alone when it was pulled, or locally built from the current
     recipe. Otherwise it is pulled where a registry answers (the first unreachable registry stops
@@ -140,7 +147,7 @@ def prepare(client: docker.DockerClient, names: Iterable[str] | None = None, *,
     names = list(names) if names else None
     for name in names or ():
         find(name, catalogue)  # unknown names fail before anything is done
-    plan = in_build_order(catalogue, names)
+    plan = in_build_order(catalogue, names or default_names(catalogue))
     ca_files = host_ca_files(ca_dir)
     report = _Progress(progress, len(plan))
     results = []
