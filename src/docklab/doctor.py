@@ -14,12 +14,18 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from docklab.engine import connect, engine_address, engine_summary
+from docklab.engine import connect, default_builder, engine_address, engine_summary
 from docklab.errors import DocklabError
 from docklab.ports import COURSE_PORTS
 
 #: Below this much free space on the engine's disk, image builds start failing.
 MIN_FREE_BYTES = 5 * 1024**3
+
+#: The oldest engine someone still patches: Docker itself patches only its newest major (29 in late
+#: 2026), and Debian 13 ships Engine 26.1 with security updates for its lifetime (to 2028). Older
+#: engines get no fixes: 20.10 (Debian 12's) had its last upstream release in 2023. The course
+#: still runs on 20.10 (API 1.41) so that those hosts work, but says so.
+MAINTAINED_MAJOR = 26
 
 
 @dataclass
@@ -28,6 +34,8 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    #: Works, but should change (e.g. an end-of-life engine): shown, without failing the check.
+    warning: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -56,10 +64,45 @@ def run_checks() -> list[Check]:
 
 
 def _check_engine(client: docker.DockerClient) -> Check:
+    from docklab.storage import image_store
+
     s = engine_summary(client)
-    return Check("engine", True,
-                 f"Docker Engine {s['version']} (API {s['api_version']}) at {s['address']}, "
-                 f"{s['os']}, storage {s['storage_driver']}, cgroup v{s['cgroup_version']}")
+    info = client.info()
+    builder = ("BuildKit (the engine's default)" if default_builder(client) == "buildkit"
+               else "legacy builder by default (BuildKit only on request)")
+    detail = (f"Docker Engine {s['version']} (API {s['api_version']}) at {s['address']}, {s['os']}, "
+              f"{image_store(client, info).description}, builder: {builder}, "
+              f"buildx CLI: {_buildx_version() or 'none'}, cgroup v{s['cgroup_version']}")
+    return Check("engine", True, detail, warning=end_of_life_warning(s["version"] or ""))
+
+
+def end_of_life_warning(version: str) -> str:
+    """What to say about engine ``version`` when nobody patches it any more ("" when maintained)."""
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        return ""
+    if major >= MAINTAINED_MAJOR:
+        return ""
+    return (f"Docker Engine {version} is end of life: it gets no security fixes. The course works "
+            f"on it, but learners meet Engine {MAINTAINED_MAJOR}+ with BuildKit elsewhere: update "
+            "Docker Desktop, or on Debian/Ubuntu install a current engine (Debian 13's docker.io "
+            "is 26.1; `docklab engines start 28` runs Engine 28 beside this one to try it).")
+
+
+def _buildx_version() -> str:
+    """``docker buildx version`` of this machine's CLI ("" without one): what `docker build` needs
+    to use BuildKit."""
+    docker_cli = shutil.which("docker")
+    if docker_cli is None:
+        return ""
+    try:
+        out = subprocess.run([docker_cli, "buildx", "version"], capture_output=True, text=True,
+                             timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    words = out.stdout.split()
+    return words[1] if out.returncode == 0 and len(words) > 1 else ""
 
 
 def _check_compose_cli() -> tuple[bool, str, str]:

@@ -187,3 +187,17 @@ def engine_summary(client: docker.DockerClient) -> dict:
         "root_dir": info.get("DockerRootDir"),
         "swarm": info.get("Swarm", {}).get("LocalNodeState"),
     }
+
+
+def default_builder(client: docker.DockerClient) -> str:
+    """The builder the engine uses for ``docker build``: "buildkit" or "legacy".
+
+    Read from the ``Builder-Version`` header of ``GET /_ping`` ("2" = BuildKit, the default since
+    Engine 23 on Linux; absent or "1" = the legacy builder). The SDK's ``images.build`` always uses
+    the legacy builder, whatever this says.
+    """
+    try:
+        response = client.api.get(client.api.base_url + "/_ping", timeout=10)
+    except (requests.exceptions.RequestException, OSError):
+        return "legacy"
+    return "buildkit" if response.headers.get("Builder-Version") == "2" else "legacy"

@@ -27,6 +27,7 @@ from docklab import labels as L
 from docklab.errors import EngineError
 from docklab.images import dind_run_options, find, prepare
 from docklab.images.catalogue import SYSTEMPATHS_UNCONFINED
+from docklab.images.prepare import default_names
 
 #: The engines one can start: the version a learner says → the course image that runs it.
 ENGINE_IMAGES = {
@@ -41,9 +42,6 @@ LESSON = "engine-matrix"
 ENGINE = f"{L.PREFIX}.engine"
 STORE = f"{L.PREFIX}.engine-store"
 
-#: The course images the lessons use; grading's own images are left out (never used inside).
-LESSON_IMAGES = ("busybox", "debian:12", "python:3.11-slim", "nginx", "redis", "registry:2",
-                 "docker:dind")
 
 #: The inner daemon.json that turns on the containerd image store (Docker Desktop's default on
 #: new installs; an option from Engine 24, the default from 29).
@@ -101,8 +99,10 @@ def _daemon_json_archive(config: dict) -> bytes:
 
 
 def start(client: docker.DockerClient, version: str, *, containerd_store: bool = False,
-          images: Iterable[str] | None = LESSON_IMAGES, say: Say = print) -> Engine:
-    """Start engine ``version`` (20, 26 or 28) beside the host's and load ``images`` into it.
+          images: Iterable[str] | None = None, say: Say = print) -> Engine:
+    """Start engine ``version`` (20, 26 or 28) beside the host's and load ``images`` into it
+    (by default the course images ``docklab images prepare`` makes, so that ``docklab doctor``
+    finds them there too; ``()`` loads none).
 
     Builds its image first if needed. An engine of that name already running is kept and
     topped up with the images it lacks. Equivalent CLI (engine 28, containerd store):
@@ -125,6 +125,7 @@ def start(client: docker.DockerClient, version: str, *, containerd_store: bool =
             f"({time.monotonic() - started:.1f} s)")
     else:
         say(f"{name}: already running at {engine.docker_host}")
+    images = default_names() if images is None else list(images)
     if images:
         load_images(client, engine, images, say=say)
     return engine
@@ -140,7 +141,7 @@ def _create(client: docker.DockerClient, image, version: str, name: str, store: 
             containerd_store: bool) -> Engine:
     labels = _labels(version, store)
     volume = client.volumes.create(f"{name}-data", labels={**labels, L.KIND: "volume"})
-    options = dind_run_options(volume.name)
+    options = dind_run_options(volume.name, client)
     # The low-level API: systempaths=unconfined has no keyword in the SDK's containers.run.
     host_config = client.api.create_host_config(
         binds=options.pop("volumes"), port_bindings={2375: ("127.0.0.1", None)}, **options)

@@ -87,7 +87,9 @@ def test_unreachable_registry_stops_pulls_and_builds_in_order(builds):
     client = FakeClient()
     results = prepare(client, progress=False)
     assert len(client.api.pulls) == 1  # the first failure stops pulling for the run
-    assert builds == [image.name for image in CATALOGUE]
+    # Every image but the engines, which are built only when named (docklab engines start).
+    assert builds == [image.name for image in CATALOGUE if not image.on_demand]
+    assert "docklab/engine:28" not in builds
     assert {r["action"] for r in results} == {"built"}
 
 
@@ -156,9 +158,11 @@ def test_image_status_reports_source_and_currency():
     assert status["redis"]["source"] == "local-build" and not status["redis"]["current"]
     assert status["nginx"] == {"name": "nginx", "present": False, "source": None,
                                "current": False, "id": None, "size": None,
-                               "description": status["nginx"]["description"]}
-    assert all(set(e) == {"name", "present", "source", "current", "id", "size", "description"}
-               for e in status.values())
+                               "description": status["nginx"]["description"],
+                               "on_demand": False}
+    assert status["docklab/engine:28"]["on_demand"] is True
+    assert all(set(e) == {"name", "present", "source", "current", "id", "size", "description",
+                          "on_demand"} for e in status.values())
 
 
 def test_pull_failure_kinds():

@@ -25,13 +25,13 @@ def start_engine(version: str, containerd_store: bool, no_images: bool, as_json:
     Its API listens on 127.0.0.1 only (no TLS): use it from this machine, e.g.
     `eval "$(docklab engines start 28)"` (progress goes to stderr).
     """
-    from docklab.engines import LESSON_IMAGES, start
+    from docklab.engines import start
 
     def say(line: str) -> None:
         click.echo(line, err=True)
 
     engine = start(connect(), version, containerd_store=containerd_store,
-                   images=() if no_images else LESSON_IMAGES, say=say)
+                   images=() if no_images else None, say=say)
     if as_json:
         click.echo(json.dumps(engine.as_dict(), indent=2))
     else:

@@ -11,6 +11,7 @@ from docklab.images.catalogue import (
     DIND_DOCKER_RUN_FLAGS,
     DIND_RUN_OPTIONS,
     CourseImage,
+    dind_docker_run_flags,
     dind_run_options,
     find,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "DIND_RUN_OPTIONS",
     "CourseImage",
     "ImageBuildError",
+    "dind_docker_run_flags",
     "dind_run_options",
     "find",
     "image_status",

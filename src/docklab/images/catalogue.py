@@ -63,18 +63,62 @@ SYSTEMPATHS_UNCONFINED: dict = {"MaskedPaths": [], "ReadonlyPaths": []}
 DIND_ENTRYPOINT = "docker-dind/dockerd-entrypoint.sh"
 
 
-def dind_run_options(volume: str) -> dict:
+def dind_run_options(volume: str, client=None) -> dict:
     """``DIND_RUN_OPTIONS`` plus the named volume ``volume`` on /var/lib/docker.
 
-    Equivalent CLI: ``docker run -d --init --cap-add ALL --cap-drop SYS_RESOURCE --security-opt
-    seccomp=unconfined --security-opt apparmor=unconfined --tmpfs /run -v VOLUME:/var/lib/docker
-    docker:dind``.
+    With ``client``, fitted to that engine: ``--cap-drop SYS_RESOURCE`` only where the engine takes
+    it (see ``engine_takes_cap_drop``). Equivalent CLI: ``docker run -d`` and
+    ``dind_docker_run_flags(client)``, then ``docker:dind``.
     """
     options = {key: (list(value) if isinstance(value, list) else value)
                for key, value in DIND_RUN_OPTIONS.items()}
     options["tmpfs"] = dict(DIND_RUN_OPTIONS["tmpfs"])
     options["volumes"] = {volume: {"bind": "/var/lib/docker", "mode": "rw"}}
+    if client is not None and not engine_takes_cap_drop(client):
+        del options["cap_drop"]
     return options
+
+
+def dind_docker_run_flags(client=None) -> str:
+    """``DIND_DOCKER_RUN_FLAGS``, fitted to the engine of ``client`` as ``dind_run_options`` is."""
+    if client is not None and not engine_takes_cap_drop(client):
+        return DIND_DOCKER_RUN_FLAGS.replace(" --cap-drop SYS_RESOURCE", "")
+    return DIND_DOCKER_RUN_FLAGS
+
+
+_takes_cap_drop: dict[tuple[str, str], bool] = {}
+
+
+def engine_takes_cap_drop(client, capability: str = "SYS_RESOURCE",
+                          image: str = "docker:dind") -> bool:
+    """Does this engine take ``--cap-add ALL --cap-drop CAPABILITY``? Asked once per engine.
+
+    Engine 20.10 reads ALL as every capability the kernel knows, so where the host withholds
+    CAP_SYS_RESOURCE (as ours does) the container only starts with it dropped. Engines 26 and 28
+    read ALL as the capabilities in their own bounding set, and refuse to drop one that is not in
+    it ("invalid CapDrop ... not available in the current environment"): there, ALL alone already
+    leaves it out. The question is put to the engine (a container created, never started, and
+    removed) rather than read from its version.
+    """
+    import docker.errors
+
+    from docklab import labels as L
+
+    key = (client.api.base_url, client.info().get("ID", ""))
+    if key not in _takes_cap_drop:
+        host_config = client.api.create_host_config(cap_add=["ALL"], cap_drop=[capability])
+        try:
+            created = client.api.create_container(
+                image, command=["true"], host_config=host_config,
+                labels=L.labels_for("engine-check", kind="container"))
+        except docker.errors.APIError as exc:
+            if "CapDrop" not in str(exc.explanation or exc):
+                raise
+            _takes_cap_drop[key] = False
+        else:
+            client.api.remove_container(created["Id"], force=True)
+            _takes_cap_drop[key] = True
+    return _takes_cap_drop[key]
 
 
 def image_ref(name: str) -> str:
