@@ -207,15 +207,16 @@ def _wait_until_it_answers(client: docker.DockerClient, engine: Engine) -> None:
 
 
 def list_engines(client: docker.DockerClient) -> list[Engine]:
-    """The course engines running beside the host's (``docker ps --filter label=…engine``)."""
-    containers = client.containers.list(
-        all=True, filters={"label": [*L.label_filters(lesson=LESSON), ENGINE]})
+    """This learner's course engines beside the host's (``docker ps --filter label=…engine``)."""
+    scope = L.label_filters(lesson=LESSON, learner=L.learner_name())
+    containers = client.containers.list(all=True, filters={"label": [*scope, ENGINE]})
     return [_engine_of(container) for container in containers]
 
 
 def stop(client: docker.DockerClient, version: str | None = None, *,
          containerd_store: bool | None = None) -> list[str]:
-    """Remove the course engines (all, or ``version`` and that store) with their volumes.
+    """Remove this learner's course engines (all, or ``version`` and that store) with their
+    volumes.
 
     Returns the names removed. Equivalent CLI: ``docker rm -f -v NAME && docker volume rm
     NAME-data``.
