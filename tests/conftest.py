@@ -20,10 +20,15 @@ LABS = {p.name for p in (ROOT / "grader" / "source").iterdir() if p.is_dir()}
 _NODE = re.compile(r"^tests/(?P<tier>\w+)/(?P<module>\w+)\.py::[^\[]*(?:\[(?P<param>.*)\])?$")
 
 
-#: Tests that judge the whole engine's state (what grading left behind, a volume that was not
-#: removed, the swarm, compose projects) and so must not share it with other tests: `make test`
-#: runs them after the rest, in one process. By tier, or by module.
-SERIAL = {"labs", "grading", "test_lesson"}
+#: Tests that compare the whole engine before and after (every container, image, volume and
+#: network) and so must not share it with other tests: `make test` runs them after the rest, in
+#: one process. By tier, or by module. (The labs' tests look only at what their own learner or
+#: grading run made, and run beside the rest.)
+SERIAL = {"grading", "test_lesson"}
+
+#: Notebooks that run in a lab's group: 11-orchestration makes a swarm of the host engine, and the
+#: orchestration lab's tests show that grading never does.
+LAB_OF_NOTEBOOK = {"11-orchestration": "orchestration"}
 
 
 def pytest_collection_modifyitems(items):
@@ -46,7 +51,8 @@ def worker_group(nodeid: str) -> str | None:
     * both runs of a notebook (the browser's as shipped, nbclient's solved): a lesson's cleanup
       removes whatever carries its lesson label, and its ports are fixed;
     * the lessons with fixed host ports, and doctor's test that those ports are free;
-    * each lab's tests: its round trip runs once, and its tests read it;
+    * each lab's tests: its round trip runs once, and its tests read it (with the notebook of
+      :data:`LAB_OF_NOTEBOOK`);
     * each module of the other engine tiers: a module's fixtures are made once.
 
     Unit tests (None) go wherever a worker is free.
@@ -59,6 +65,8 @@ def worker_group(nodeid: str) -> str | None:
         stem = param if re.fullmatch(r"\d\d-[a-z-]+", param) else None
         if stem is None:
             return None
+        if stem in LAB_OF_NOTEBOOK:
+            return f"lab-{LAB_OF_NOTEBOOK[stem]}"
         return "host-ports" if stem in HOST_PORTS else f"notebook-{stem}"
     if tier == "labs":
         lab = param if param in LABS else next((lab for lab in LABS if lab in module), None)
