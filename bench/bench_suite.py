@@ -6,7 +6,7 @@ clean:  `bash .ci/run` in a fresh clone of HEAD (what CI pays; a warm engine and
         a new venv, pip cache or not, and every test)
 
 `make test` runs in two phases: the tests that may share the engine on two workers
-(pytest-xdist), then the ``serial`` ones (labs, grading: they judge the whole engine's state)
+(pytest-xdist), then the ``serial`` ones (tests/grading and test_lesson: they compare the whole engine before and after)
 alone. The per-tier figures are the sums of each test's set-up, call and tear-down time from the
 JUnit reports (``make test JUNIT=prefix``), by the folder the test lives in; in the first phase
 two workers run at once, so the sums there add up to more than the wall time.

@@ -16,8 +16,8 @@ import atexit
 import docker
 import docker.errors
 
+from docklab import docker_cells, no_engine
 from docklab import labels as L
-from docklab import no_engine
 from docklab.engine import connect
 from docklab.errors import DocklabError, EngineError, ImageError
 
@@ -162,6 +162,7 @@ def start(lesson_id: str) -> Lesson:
     each use, and cells that need the engine stop with a short message (see ``no_engine``).
     """
     lesson = Lesson(lesson_id)
+    docker_cells.register(lesson)  # %docker / %%docker cells, labelled for this lesson
     try:
         lesson.cleanup()
     except EngineError as exc:

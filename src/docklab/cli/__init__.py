@@ -29,9 +29,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from docklab.cli import check, clean, doctor, engines, grader, images, setup
+    from docklab.cli import check, clean, docker, doctor, engines, grader, images, setup
 
-    for module in (check, clean, doctor, engines, grader, images, setup):
+    for module in (check, clean, docker, doctor, engines, grader, images, setup):
         for command in module.COMMANDS:
             cli.add_command(command)
 

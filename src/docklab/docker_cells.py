@@ -1,0 +1,312 @@
+"""``%docker`` and ``%%docker``: the real ``docker`` CLI in a notebook cell.
+
+    %docker run --rm busybox echo hello          # one command
+    %%docker                                     # one command per line; stops at the first failure
+    network create shop
+    run -d --name web --network shop nginx
+
+A cell runs the ``docker`` command the learner would type in a terminal, against the lesson's
+engine (``DOCKER_HOST`` as the SDK sees it), and streams its output into the cell as it comes. What
+it creates carries the course labels, as the SDK cells' resources do, so the lesson's cleanup and
+self-checks see it: ``--label`` is added to ``run``/``create``/``build``/``network create``/``volume
+create``, and ``docker compose up/create/run`` gets one more Compose file that labels every
+service, network and volume of the project. A command that fails stops the cell with one line
+naming its exit status; ``docker run -it`` needs a terminal, and the message says where to find one.
+
+In JupyterLab's terminal the same labels come from ``docklab docker …`` (``alias docker='docklab
+docker'``; see :func:`main`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from docklab import labels as L
+from docklab.errors import DocklabError
+
+#: Commands that create something and take ``--label``, with the kind their labels record.
+LABELLED: dict[tuple[str, ...], str | None] = {
+    ("run",): "container", ("create",): "container",
+    ("container", "run"): "container", ("container", "create"): "container",
+    ("build",): "image", ("image", "build"): "image",
+    ("buildx", "build"): "image", ("builder", "build"): "image",
+    ("network", "create"): None, ("volume", "create"): None,
+}
+#: ``docker`` options that come before the command and take a value.
+GLOBAL_VALUE_OPTIONS = {"--config", "-c", "--context", "-H", "--host", "-l", "--log-level",
+                        "--tlscacert", "--tlscert", "--tlskey"}
+#: ``docker compose`` options that come before its command and take a value.
+COMPOSE_VALUE_OPTIONS = {"-f", "--file", "-p", "--project-name", "--project-directory",
+                         "--profile", "--env-file", "--ansi", "--progress", "--parallel"}
+#: Compose commands that create containers, networks or volumes.
+COMPOSE_CREATES = {"up", "create", "run"}
+#: The files Compose reads when no ``-f`` is given, in its order of preference.
+COMPOSE_DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+COMPOSE_DEFAULT_OVERRIDES = ("compose.override.yaml", "compose.override.yml",
+                             "docker-compose.override.yaml", "docker-compose.override.yml")
+
+NOT_A_TERMINAL = "not a TTY"
+TERMINAL_HINT = ("`-it` (and `exec -it`) need a terminal: open File › New › Terminal in JupyterLab "
+                 "and run it there (`alias docker='docklab docker'` first adds the course labels).")
+
+
+class DockerCommandFailed(DocklabError):
+    """A ``docker`` command in a cell exited with a non-zero status."""
+
+    def __init__(self, command: str, status: int, hint: str = ""):
+        super().__init__(f"`{command}` failed (exit status {status}).", hint)
+        self.status = status
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: the command's own output says what went wrong.
+        return [f"⛔ {self}"]
+
+
+class DockerCliMissing(DocklabError):
+    def _render_traceback_(self) -> list[str]:
+        return [f"⛔ {self}"]
+
+
+def docker_cli() -> str:
+    """The ``docker`` command's path, or a one-line error saying how to get it."""
+    found = shutil.which("docker")
+    if not found:
+        raise DockerCliMissing(
+            "The `docker` command is not installed here, so %docker cells cannot run.",
+            "`make lab` installs it (on Debian: `apt-get install docker-cli`, or `docker.io`); "
+            "the SDK cells of the lesson still work without it.")
+    return found
+
+
+# -- where a command's words are ----------------------------------------------------------------
+
+def _skip_options(words: list[str], value_options: set[str]) -> int:
+    """Index of the first word after the leading options (``-H tcp://x``, ``--context=y``, ``-D``)."""
+    i = 0
+    while i < len(words) and words[i].startswith("-"):
+        i += 2 if words[i] in value_options else 1
+    return i
+
+
+def command_of(words: list[str]) -> tuple[tuple[str, ...], int]:
+    """The command among ``words`` (``("network", "create")``) and the index right after it."""
+    start = _skip_options(words, GLOBAL_VALUE_OPTIONS)
+    for command in sorted(LABELLED, key=len, reverse=True):
+        if tuple(words[start:start + len(command)]) == command:
+            return command, start + len(command)
+    return tuple(words[start:start + 1]), start + 1
+
+
+def with_labels(words: list[str], lesson: str) -> list[str]:
+    """``words`` with ``--label key=value`` for each course label, right after the command (before
+    the image or name, where options belong), for the commands in :data:`LABELLED`."""
+    command, at = command_of(words)
+    if command not in LABELLED:
+        return list(words)
+    added = [part for key, value in L.labels_for(lesson, kind=LABELLED[command]).items()
+             for part in ("--label", f"{key}={value}")]
+    return words[:at] + added + words[at:]
+
+
+def container_name(words: list[str]) -> str | None:
+    """The ``--name`` of a ``run``/``create``, if any."""
+    command, at = command_of(words)
+    if LABELLED.get(command) != "container":
+        return None
+    for i, word in enumerate(words[at:], start=at):
+        if word == "--name" and i + 1 < len(words):
+            return words[i + 1]
+        if word.startswith("--name="):
+            return word.split("=", 1)[1]
+    return None
+
+
+# -- docker compose -----------------------------------------------------------------------------
+
+def _compose_parts(words: list[str]) -> tuple[int, int] | None:
+    """For ``compose …``: (index of compose's first option, index of its command), else None."""
+    start = _skip_options(words, GLOBAL_VALUE_OPTIONS)
+    if words[start:start + 1] != ["compose"]:
+        return None
+    return start + 1, start + 1 + _skip_options(words[start + 1:], COMPOSE_VALUE_OPTIONS)
+
+
+def _compose_files(options: list[str], cwd: Path) -> list[str]:
+    """The ``-f`` options Compose would use: none when the learner named files (theirs stay),
+    else its default file and that file's override, which Compose reads only when no ``-f`` is
+    given (and the label file is one)."""
+    if any(o in ("-f", "--file") or o.startswith("--file=") for o in options):
+        return []
+    found = [next((cwd / n for n in names if (cwd / n).exists()), None)
+             for names in (COMPOSE_DEFAULT_FILES, COMPOSE_DEFAULT_OVERRIDES)]
+    if found[0] is None:
+        return []  # no project here: Compose will say so
+    return [part for path in found if path for part in ("-f", str(path))]
+
+
+def label_override(model: dict, lesson: str) -> dict:
+    """A Compose file that adds the course labels to every service (and the image it builds),
+    network and volume of ``model`` (``docker compose config --format json``)."""
+    container, image, plain = (L.labels_for(lesson, kind=k) for k in ("container", "image", None))
+    services = {}
+    for name, service in (model.get("services") or {}).items():
+        services[name] = {"labels": container}
+        if service.get("build"):
+            services[name]["build"] = {"labels": image}
+    override: dict = {"services": services}
+    for kind in ("networks", "volumes"):
+        declared = {name: {"labels": plain} for name, spec in (model.get(kind) or {}).items()
+                    if not (spec or {}).get("external")}
+        if declared:
+            override[kind] = declared
+    return override
+
+
+@contextlib.contextmanager
+def compose_with_labels(cli: str, words: list[str], lesson: str, cwd: Path,
+                        env: dict) -> Iterator[list[str]]:
+    """``words`` (a ``compose`` command) with one more ``-f``: a file labelling what it creates."""
+    parts = _compose_parts(words)
+    if parts is None or words[parts[1]:parts[1] + 1] == [] \
+            or words[parts[1]] not in COMPOSE_CREATES:
+        yield list(words)
+        return
+    first, command = parts
+    files = _compose_files(words[first:command], cwd)
+    config = subprocess.run([cli, *words[:command], *files, "config", "--format", "json"],
+                            cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+                            stdin=subprocess.DEVNULL, check=False)
+    if config.returncode != 0:
+        yield list(words)  # compose itself will say what is wrong with the file, in the cell
+        return
+    with tempfile.TemporaryDirectory(prefix="docklab-compose-") as folder:
+        override = Path(folder) / "docklab-labels.yaml"
+        # JSON is YAML: Compose reads it as one more file, merged over the project's own.
+        override.write_text(json.dumps(label_override(json.loads(config.stdout), lesson)))
+        yield [*words[:command], *files, "-f", str(override), *words[command:]]
+
+
+# -- running a command, its output streamed -----------------------------------------------------
+
+def _stream(process: subprocess.Popen, write: Callable[[str], object]) -> str:
+    """Copy the process's output to ``write`` as it comes; return its last 2000 characters."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    tail = ""
+    while chunk := os.read(process.stdout.fileno(), 65536):
+        text = decoder.decode(chunk)
+        write(text)
+        tail = (tail + text)[-2000:]
+    write(decoder.decode(b"", final=True))
+    return tail
+
+
+def run_command(line: str, lesson, *, cwd: Path | None = None,
+                write: Callable[[str], object] | None = None) -> int:
+    """Run ``docker LINE`` with the course labels, streaming its output; raise when it fails."""
+    write = write or (lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+    cli = docker_cli()
+    words = shlex.split(line, comments=True)
+    if words[:1] == ["docker"]:
+        words = words[1:]  # `%docker docker ps` is forgiven
+    if not words:
+        return 0
+    cwd = Path(cwd or os.getcwd())
+    env = dict(os.environ)
+    name = container_name(words)
+    if name:
+        # Running the cell again must not fail with "name already in use" (as the SDK cells).
+        lesson._remove_stale_container(name)
+    with compose_with_labels(cli, with_labels(words, lesson.id), lesson.id, cwd, env) as argv:
+        process = subprocess.Popen([cli, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            tail = _stream(process, write)
+            status = process.wait()
+        except KeyboardInterrupt:
+            # The learner pressed stop (e.g. on `logs -f`): end the command as Ctrl-C would.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            raise
+    if status != 0:
+        hint = TERMINAL_HINT if NOT_A_TERMINAL in tail else ""
+        raise DockerCommandFailed(shlex.join(["docker", *words]), status, hint)
+    return status
+
+
+def cell_commands(cell: str) -> list[str]:
+    """The commands of a ``%%docker`` cell: one per line (``\\`` continues a line), comments and
+    blank lines skipped."""
+    commands, pending = [], ""
+    for raw in cell.splitlines():
+        line = pending + raw.strip()
+        if line.endswith("\\"):
+            pending = line[:-1].rstrip() + " "
+            continue
+        pending = ""
+        if line and not line.startswith("#"):
+            commands.append(line)
+    if pending.strip():
+        commands.append(pending.strip())
+    return commands
+
+
+# -- IPython --------------------------------------------------------------------------------------
+
+def register(lesson) -> bool:
+    """Make ``%docker``/``%%docker`` run for ``lesson`` in this IPython kernel (False outside one)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    from IPython.core.magic import no_var_expand
+
+    shell = get_ipython()
+    if shell is None:
+        return False
+
+    # IPython would expand {…} and $… in the line: Go templates (`--format '{{.Names}}'`) must
+    # reach docker as typed.
+    @no_var_expand
+    def docker(line: str, cell: str | None = None) -> None:
+        """%docker ARGS runs `docker ARGS`; a %%docker cell runs one docker command per line."""
+        for command in ([line] if cell is None else cell_commands(cell)):
+            run_command(command, lesson)
+
+    shell.register_magic_function(docker, magic_kind="line_cell", magic_name="docker")
+    return True
+
+
+# -- the terminal ---------------------------------------------------------------------------------
+
+def main(argv: list[str]) -> int:
+    """``docklab docker ARGS``: ``docker ARGS`` with the course labels, in a real terminal (so
+    ``-it`` works). The lesson label is DOCKLAB_LESSON, else ``terminal``."""
+    from docklab.lesson import Lesson
+
+    lesson = Lesson(os.environ.get("DOCKLAB_LESSON") or "terminal")
+    cli = docker_cli()
+    words = argv[1:] if argv[:1] == ["--"] else list(argv)
+    name = container_name(words)
+    if name:
+        lesson._remove_stale_container(name)
+    labelled = with_labels(words, lesson.id)
+    parts = _compose_parts(labelled)
+    if parts is None:
+        os.execv(cli, [cli, *labelled])
+    # Compose reads the label file while it runs: keep it until it is done.
+    with compose_with_labels(cli, labelled, lesson.id, Path.cwd(), dict(os.environ)) as full:
+        return subprocess.call([cli, *full])
