@@ -118,6 +118,9 @@ def _use(engine: str, keep: bool):
     print(f"  {engine}: ready in {time.monotonic() - started:.1f} s", flush=True)
     os.environ["DOCKER_HOST"] = running.docker_host
     os.environ.pop("DOCKER_TLS_VERIFY", None)
+    # A learner of its own: the lessons keep files on this machine per learner (05's compose
+    # project under /tmp/docklab-LEARNER), which a run on another engine must not share.
+    os.environ.setdefault("DOCKLAB_LEARNER", f"matrix-{engine}")
 
     def done():
         os.environ.pop("DOCKER_HOST", None)

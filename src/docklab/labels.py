@@ -161,8 +161,44 @@ def remove_labelled(client: docker.DockerClient, *, lesson: str | None = None,
         _try(removed, "networks", network.name, network.remove)
     for volume in found["volumes"]:
         _try(removed, "volumes", volume.name, lambda v=volume: v.remove(force=True))
+    steps = _build_steps_left_behind(client, found["images"])
     _remove_images(client, found["images"], removed)
+    _remove_build_steps(client, steps)
     return removed
+
+
+def _build_steps_left_behind(client: docker.DockerClient, images: list) -> list[str]:
+    """The untagged step images the legacy builder made for ``images``, children first,
+    where removing an image leaves them behind: the containerd image store keeps each step as an
+    image of its own, while the classic store removes untagged parents with their child."""
+    if not images:
+        return []
+    from docklab.storage import image_store
+
+    if image_store(client).kind != "containerd":
+        return []
+    steps: list[str] = []
+    for image in images:
+        parent = image.attrs.get("Parent") or ""
+        while parent and parent not in steps:
+            try:
+                attrs = client.api.inspect_image(parent)
+            except docker.errors.NotFound:
+                break
+            if [tag for tag in attrs.get("RepoTags") or [] if tag != "<none>:<none>"]:
+                break  # a named image (a base such as busybox): not a step of this build
+            steps.append(parent)
+            parent = attrs.get("Parent") or ""
+    return steps
+
+
+def _remove_build_steps(client: docker.DockerClient, steps: list[str]) -> None:
+    # Children before parents; a step another image still builds on is refused, and stays.
+    for image_id in steps:
+        try:
+            client.api.remove_image(image_id, noprune=True)
+        except docker.errors.APIError:
+            continue
 
 
 def _remove_images(client: docker.DockerClient, images: list, removed: Removed) -> None:

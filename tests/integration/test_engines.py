@@ -3,6 +3,7 @@ and the engine differences the lessons depend on, asked of both engines."""
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import docker
@@ -141,3 +142,23 @@ def test_the_doctor_reports_store_builder_and_no_end_of_life(client, engine28):
     host = _check_engine(client)
     if host.detail.startswith("Docker Engine 20."):
         assert "end of life" in host.warning and "legacy builder" in host.detail
+
+
+@pytest.mark.parametrize("which", ["host", "28"])
+def test_a_lessons_cleanup_leaves_none_of_its_builds_step_images(both, which):
+    # The containerd image store keeps each legacy-builder step as an image of its own, which
+    # removing the built image leaves behind; the classic store removes them with it.
+    from docklab.lesson import Lesson
+
+    engine = both[which]
+    before = set(engine.api.images(all=True, quiet=True))
+    lesson = Lesson(LESSON, engine)
+    marker = uuid.uuid4().hex
+    for name, last in (("steps-a", "ENV X=1"), ("steps-b", "RUN echo b > /b")):
+        dockerfile = f"FROM busybox\nRUN echo {marker} > /a\n{last}\n".encode()
+        lesson.build(fileobj=io.BytesIO(dockerfile), tag=lesson.name(name))
+    made = set(engine.api.images(all=True, quiet=True)) - before
+    assert made
+    removed = lesson.cleanup()
+    assert not removed.errors
+    assert not made & set(engine.api.images(all=True, quiet=True))
