@@ -161,3 +161,25 @@ def test_registry_replies_fetched_by_a_helper_are_parsed():
         "tag": "1", "digest": "sha256:abc", "media_type": "m", "config_size": 5,
         "layers": [{"digest": "sha256:l1", "size": 7}], "size": 7}]}]
     assert "Accept: application/vnd.docker.distribution.manifest.v2+json" in seen[-1]
+
+
+def test_closing_a_debouncer_waits_for_the_refresh_in_progress():
+    # A refresh may run a helper container (the registry view on a remote engine): once close()
+    # returns, nothing may still be creating one, or it outlives the lesson's cleanup.
+    import threading
+    import time
+
+    from docklab.widgets._base import Debouncer
+
+    started, finished = threading.Event(), threading.Event()
+
+    def slow_refresh():
+        started.set()
+        time.sleep(0.5)
+        finished.set()
+
+    debouncer = Debouncer(slow_refresh, delay=0)
+    debouncer.poke()
+    assert started.wait(5)
+    debouncer.close()
+    assert finished.is_set()

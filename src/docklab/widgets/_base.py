@@ -200,9 +200,13 @@ class Debouncer:
     def wait_idle(self, timeout: float | None = None) -> bool:
         return self._idle.wait(timeout)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 15.0) -> None:
+        """Stop, and wait for a refresh in progress: one that runs a helper container (e.g. the
+        registry view on a remote engine) would otherwise create it after the cleanup."""
         self._closed.set()
         self._poked.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._closed.is_set():
