@@ -31,7 +31,9 @@ from docklab.images.prepare import default_names
 
 #: The engines one can start: the version a learner says → the course image that runs it.
 ENGINE_IMAGES = {
-    "20": "docker:dind",        # Debian 12's docker.io 20.10 (end of life), as the host has
+    # Debian 12's docker.io 20.10 (end of life), as the host has. Its image has no `ps`, so
+    # `docker top` fails in it (the lessons' process listings); the host engine has no such gap.
+    "20": "docker:dind",
     "26": "docklab/engine:26",  # Debian 13's docker.io 26.1
     "28": "docklab/engine:28",  # Debian sid's docker.io 28.5, containerd 2.1
 }
