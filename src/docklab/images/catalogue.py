@@ -245,6 +245,16 @@ CATALOGUE: tuple[CourseImage, ...] = (
         run_options=DIND_RUN_OPTIONS,
     ),
     CourseImage(
+        name="docklab/engine:20",
+        description="Docker Engine 20.10 (Debian 12's docker.io, end of life): docker:dind "
+                    "with ps.",
+        used_for="the end-of-life engine beside the current ones: `docklab engines start 20`",
+        recipe=RECIPES_DIR / "engine-20",
+        run_options=DIND_RUN_OPTIONS,
+        pullable=False,
+        on_demand=True,
+    ),
+    CourseImage(
         name="docklab/engine:26",
         description="Docker Engine 26.1 (Debian 13's docker.io, buildx 0.13) in a container.",
         used_for="trying the course on a current engine: `docklab engines start 26`",
