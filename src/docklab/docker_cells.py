@@ -9,8 +9,8 @@ A cell runs the ``docker`` command the learner would type in a terminal, against
 engine (``DOCKER_HOST`` as the SDK sees it), and streams its output into the cell as it comes. What
 it creates carries the course labels, as the SDK cells' resources do, so the lesson's cleanup and
 self-checks see it: ``--label`` is added to ``run``/``create``/``build``/``network create``/``volume
-create``, and ``docker compose up/create/run`` gets one more Compose file that labels every
-service, network and volume of the project. A command that fails stops the cell with one line
+create``, and ``docker compose up/create/run`` runs on the project as ``docker compose config``
+resolves it, with the labels added to every service, network and volume. A command that fails stops the cell with one line
 naming its exit status; ``docker run -it`` needs a terminal, and the message says where to find one.
 
 In JupyterLab's terminal the same labels come from ``docklab docker …`` (``alias docker='docklab
@@ -51,10 +51,6 @@ COMPOSE_VALUE_OPTIONS = {"-f", "--file", "-p", "--project-name", "--project-dire
                          "--profile", "--env-file", "--ansi", "--progress", "--parallel"}
 #: Compose commands that create containers, networks or volumes.
 COMPOSE_CREATES = {"up", "create", "run"}
-#: The files Compose reads when no ``-f`` is given, in its order of preference.
-COMPOSE_DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-COMPOSE_DEFAULT_OVERRIDES = ("compose.override.yaml", "compose.override.yml",
-                             "docker-compose.override.yaml", "docker-compose.override.yml")
 
 NOT_A_TERMINAL = "not a TTY"
 TERMINAL_HINT = ("`-it` (and `exec -it`) need a terminal: open File › New › Terminal in JupyterLab "
@@ -142,59 +138,64 @@ def _compose_parts(words: list[str]) -> tuple[int, int] | None:
     return start + 1, start + 1 + _skip_options(words[start + 1:], COMPOSE_VALUE_OPTIONS)
 
 
-def _compose_files(options: list[str], cwd: Path) -> list[str]:
-    """The ``-f`` options Compose would use: none when the learner named files (theirs stay),
-    else its default file and that file's override, which Compose reads only when no ``-f`` is
-    given (and the label file is one)."""
-    if any(o in ("-f", "--file") or o.startswith("--file=") for o in options):
-        return []
-    found = [next((cwd / n for n in names if (cwd / n).exists()), None)
-             for names in (COMPOSE_DEFAULT_FILES, COMPOSE_DEFAULT_OVERRIDES)]
-    if found[0] is None:
-        return []  # no project here: Compose will say so
-    return [part for path in found if path for part in ("-f", str(path))]
+def _without_files(options: list[str]) -> list[str]:
+    """Compose's options minus ``-f``/``--file``: the labelled model replaces the files."""
+    kept, skip = [], False
+    for option in options:
+        if skip:
+            skip = False
+        elif option in ("-f", "--file"):
+            skip = True
+        elif not option.startswith("--file="):
+            kept.append(option)
+    return kept
 
 
-def label_override(model: dict, lesson: str) -> dict:
-    """A Compose file that adds the course labels to every service (and the image it builds),
-    network and volume of ``model`` (``docker compose config --format json``)."""
+def labelled_model(model: dict, lesson: str) -> dict:
+    """``model`` (``docker compose config --format json``: the project as Compose resolved it)
+    with the course labels added to every service (and the image it builds), network and volume
+    of the project."""
     container, image, plain = (L.labels_for(lesson, kind=k) for k in ("container", "image", None))
-    services = {}
-    for name, service in (model.get("services") or {}).items():
-        services[name] = {"labels": container}
-        if service.get("build"):
-            services[name]["build"] = {"labels": image}
-    override: dict = {"services": services}
+    model = json.loads(json.dumps(model))  # a copy
+    for service in (model.get("services") or {}).values():
+        service["labels"] = {**(service.get("labels") or {}), **container}
+        if isinstance(service.get("build"), dict):
+            service["build"]["labels"] = {**(service["build"].get("labels") or {}), **image}
     for kind in ("networks", "volumes"):
-        declared = {name: {"labels": plain} for name, spec in (model.get(kind) or {}).items()
-                    if not (spec or {}).get("external")}
-        if declared:
-            override[kind] = declared
-    return override
+        for spec in (model.get(kind) or {}).values():
+            if spec is not None and not spec.get("external"):
+                spec["labels"] = {**(spec.get("labels") or {}), **plain}
+    return model
 
 
 @contextlib.contextmanager
 def compose_with_labels(cli: str, words: list[str], lesson: str, cwd: Path,
                         env: dict) -> Iterator[list[str]]:
-    """``words`` (a ``compose`` command) with one more ``-f``: a file labelling what it creates."""
+    """``words`` (a ``compose`` command that creates things) run on the project as Compose reads
+    it, with the course labels added: ``docker compose config`` resolves the learner's files
+    (includes, anchors, ``.env``, profiles), and the labelled result is the one file Compose then
+    reads. (One more ``-f`` with only the labels would be simpler, but Compose 2.40 rejects it
+    when the project's files share labels through a YAML anchor.)"""
     parts = _compose_parts(words)
-    if parts is None or words[parts[1]:parts[1] + 1] == [] \
-            or words[parts[1]] not in COMPOSE_CREATES:
+    if parts is None or parts[1] >= len(words) or words[parts[1]] not in COMPOSE_CREATES:
         yield list(words)
         return
     first, command = parts
-    files = _compose_files(words[first:command], cwd)
-    config = subprocess.run([cli, *words[:command], *files, "config", "--format", "json"],
+    config = subprocess.run([cli, *words[:command], "config", "--format", "json"],
                             cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
                             stdin=subprocess.DEVNULL, check=False)
     if config.returncode != 0:
-        yield list(words)  # compose itself will say what is wrong with the file, in the cell
+        yield list(words)  # Compose itself will say what is wrong with the project, in the cell
         return
     with tempfile.TemporaryDirectory(prefix="docklab-compose-") as folder:
-        override = Path(folder) / "docklab-labels.yaml"
-        # JSON is YAML: Compose reads it as one more file, merged over the project's own.
-        override.write_text(json.dumps(label_override(json.loads(config.stdout), lesson)))
-        yield [*words[:command], *files, "-f", str(override), *words[command:]]
+        resolved = Path(folder) / "compose.labelled.yaml"
+        # JSON is YAML; paths in it are absolute already, so the project's folder stays the cwd.
+        resolved.write_text(json.dumps(labelled_model(json.loads(config.stdout), lesson)))
+        options = _without_files(words[first:command])
+        if not any(o == "--project-directory" or o.startswith("--project-directory=")
+                   for o in options):
+            options += ["--project-directory", str(cwd)]
+        yield [*words[:first], "-f", str(resolved), *options, *words[command:]]
 
 
 # -- running a command, its output streamed -----------------------------------------------------

@@ -16,16 +16,24 @@ from docklab.lesson import Lesson
 pytestmark = pytest.mark.engine
 
 LESSON = "test-docker-cells"
+#: A project sharing its own labels through a YAML anchor, as 05-compose does (Compose 2.40
+#: refuses a second -f adding labels to such a project: the labels go into the resolved model).
 COMPOSE = """\
+x-team: &team
+  team: shop
+  tier: "1"
 services:
   web:
     build: .
     networks: [front]
     volumes: [data:/data]
+    labels: *team
 networks:
-  front: {}
+  front:
+    labels: *team
 volumes:
-  data: {}
+  data:
+    labels: *team
 """
 
 
@@ -104,6 +112,7 @@ def test_every_form_labels_what_it_makes_and_the_cleanup_removes_it(client, lear
     assert set(made["volumes"]) == {"cli-data", "cli-shop_data"}
     assert {f"{LESSON}-image:1", "cli-shop-web:latest"} <= set(made["images"])
     assert made["images"][f"{LESSON}-image:1"][0][labels.KIND] == "image"
+    assert made["volumes"]["cli-shop_data"][0]["team"] == "shop"  # the project's own labels stay
     assert not any(left.values())
     assert not any(labels.find_labelled(client, lesson=LESSON, learner=learner_env).values())
 

@@ -7,8 +7,9 @@ Each notebook runs twice in the suite, once per variant:
   the others (tests/notebooks). Every code cell must run without an error (what ``nbval --nbval-lax``
   asserted of the stripped notebooks), every self-check must say "Not yet", and the cleanup cell
   must leave nothing behind.
-* **solved** (each "try it" exercise answered from :data:`SOLUTIONS`): with nbclient
-  (tests/notebooks). Every self-check must say "Well done", and nothing may be left behind.
+* **solved** (each "try it" exercise answered from :data:`SOLUTIONS`, through the SDK, and again
+  from :data:`CLI_SOLUTIONS`, through ``%docker`` cells): with nbclient (tests/notebooks). Every
+  self-check must say "Well done", and nothing may be left behind.
 """
 
 from __future__ import annotations
@@ -72,6 +73,51 @@ SOLUTIONS = {
     "11-orchestration": {
         "exercise": 'update_service(web, task_template={"ContainerSpec": {"Image": WEB_V1}},'
                     ' update_config=UpdateConfig(parallelism=0))',
+    },
+}
+
+#: The same exercises answered with ``%docker`` cells, as a learner types them (the names a lesson
+#: prints on a laptop, where names get no prefix). The self-checks judge the engine's state, so
+#: both spellings must pass. 09-multi-stage's exercise edits the app's source, not a docker command.
+CLI_SOLUTIONS = {
+    "01-containers": {
+        "exercise": "%docker run -d --name my-limited --memory 48m --cpus 0.25 busybox sleep 600",
+    },
+    "02-running": {
+        "exercise-exit": '%docker run -d --name my-exit busybox sh -c "echo bye; exit 42"',
+        "exercise-stop": "%docker run -d --name my-quick --init busybox sleep 600",
+    },
+    "03-volumes": {
+        "exercise": "%%docker\nvolume create my-data\n"
+                    "run --rm -v my-data:/data busybox sh -c 'echo hello > /data/greeting.txt'",
+    },
+    "04-networking": {
+        "exercise": "%docker run -d --name my-web --network usernet --network-alias shop nginx",
+    },
+    "05-compose": {
+        "exercise": "%cd {PROJECT_DIR}\n%docker compose -p hitcounter up -d --scale worker=2\n%cd -",
+    },
+    "06-security": {
+        "exercise": "%docker run -d --name my-hardened --user 1000:1000 --cap-drop ALL --read-only"
+                    " --tmpfs /tmp --security-opt no-new-privileges busybox sleep 600",
+    },
+    "07-best-practices": {
+        "exercise": "%%docker\nvolume create my-notes-data\nrun -d --name my-notes --network notes-net"
+                    " -e 'NOTES_TITLE=My notes' -v my-notes-data:/data notes",
+    },
+    "08-building": {
+        "exercise": "import tempfile\n"
+                    "context = Path(tempfile.mkdtemp())\n"
+                    "(context / 'Dockerfile').write_text('FROM busybox\\nARG VERSION=1.0\\n'\n"
+                    "    'ENV APP_VERSION=$VERSION\\nCMD [\"sh\", \"-c\", \"echo version $APP_VERSION\"]\\n')\n"
+                    "%cd {context}\n%docker build --build-arg VERSION=2.5 -t my-versioned .\n%cd -",
+    },
+    "10-registry": {
+        "exercise": "%%docker\ntag my-app:1.1 localhost:5000/team/my-app:stable\n"
+                    "push localhost:5000/team/my-app:stable",
+    },
+    "11-orchestration": {
+        "exercise": "%docker service update --image web:1 --update-parallelism 0 web",
     },
 }
 

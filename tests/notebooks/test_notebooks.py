@@ -33,6 +33,7 @@ from tests.notebooks.course import (
     NOT_YET,
     NOTEBOOK_DIR,
     NOTEBOOKS,
+    CLI_SOLUTIONS,
     SOLUTIONS,
     WELL_DONE,
     leftovers,
@@ -129,3 +130,11 @@ def test_notebook_runs_solved(path: Path):
     solved = _execute(path, SOLUTIONS.get(path.stem, {}), "exercises solved")
     wrong = wrong_verdicts(_verdicts(solved), WELL_DONE)
     assert not wrong, f"{path.name}: with the exercises solved, self-checks said {wrong}"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem in CLI_SOLUTIONS],
+                         ids=lambda p: p.stem)
+def test_notebook_runs_solved_through_docker_cells(path: Path):
+    solved = _execute(path, CLI_SOLUTIONS[path.stem], "exercises solved with %docker")
+    wrong = wrong_verdicts(_verdicts(solved), WELL_DONE)
+    assert not wrong, f"{path.name}: with the exercises solved by %docker, self-checks said {wrong}"

@@ -61,27 +61,25 @@ def test_a_cell_is_one_command_per_line_with_continuations_and_comments():
                                      "run -d --name web --network shop nginx", "ps"]
 
 
-def test_the_compose_label_file_labels_services_builds_networks_and_volumes():
+def test_the_labelled_compose_model_keeps_the_projects_labels_and_adds_the_courses():
     model = {"name": "shop",
-             "services": {"web": {"image": "nginx"}, "app": {"build": {"context": "."}}},
+             "services": {"web": {"image": "nginx", "labels": {"team": "a"}},
+                          "app": {"build": {"context": "/src"}}},
              "networks": {"default": {"name": "shop_default"}, "outside": {"external": True}},
              "volumes": {"data": {"name": "shop_data"}}}
-    override = D.label_override(model, LESSON)
-    assert override["services"]["web"] == {"labels": L.labels_for(LESSON, kind="container")}
-    assert override["services"]["app"]["build"] == {"labels": L.labels_for(LESSON, kind="image")}
-    assert set(override["networks"]) == {"default"}  # an external network is not the project's
-    assert override["volumes"]["data"]["labels"][L.LESSON] == LESSON
+    labelled = D.labelled_model(model, LESSON)
+    web = labelled["services"]["web"]["labels"]
+    assert web == {"team": "a", **L.labels_for(LESSON, kind="container")}
+    assert labelled["services"]["app"]["build"]["labels"] == L.labels_for(LESSON, kind="image")
+    assert "labels" not in labelled["networks"]["outside"]  # not the project's to label
+    assert labelled["networks"]["default"]["labels"][L.LESSON] == LESSON
+    assert labelled["volumes"]["data"]["labels"][L.LESSON] == LESSON
+    assert "labels" not in model["volumes"]["data"]  # the model handed in is left as it was
 
 
-def test_compose_reads_its_default_file_and_override_when_the_label_file_is_added(tmp_path):
-    assert D._compose_files([], tmp_path) == []
-    (tmp_path / "docker-compose.yml").write_text("services: {}\n")
-    assert D._compose_files([], tmp_path) == ["-f", str(tmp_path / "docker-compose.yml")]
-    (tmp_path / "compose.yaml").write_text("services: {}\n")
-    (tmp_path / "compose.override.yaml").write_text("services: {}\n")
-    assert D._compose_files(["-p", "x"], tmp_path) == [
-        "-f", str(tmp_path / "compose.yaml"), "-f", str(tmp_path / "compose.override.yaml")]
-    assert D._compose_files(["-f", "other.yaml"], tmp_path) == []  # the learner's stay
+def test_compose_options_lose_only_their_files():
+    assert D._without_files(["-f", "a.yaml", "-p", "x", "--file=b.yaml", "--profile", "dev"]) == [
+        "-p", "x", "--profile", "dev"]
 
 
 def test_no_docker_cli_is_one_line_saying_how_to_get_it(monkeypatch):
