@@ -28,12 +28,12 @@ from nbclient.exceptions import CellExecutionError
 from docklab.engine import connect
 from docklab.labels import find_labelled
 from tests.notebooks.course import (
+    CLI_SOLUTIONS,
     LEFTOVERS_CELL_ID,
     NOT_IN_BROWSER,
     NOT_YET,
     NOTEBOOK_DIR,
     NOTEBOOKS,
-    CLI_SOLUTIONS,
     SOLUTIONS,
     WELL_DONE,
     leftovers,
