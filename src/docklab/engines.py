@@ -24,6 +24,7 @@ import docker
 import docker.errors
 
 from docklab import labels as L
+from docklab.engine import engine_address
 from docklab.errors import EngineError
 from docklab.images import dind_run_options, find, prepare
 from docklab.images.catalogue import SYSTEMPATHS_UNCONFINED
@@ -115,6 +116,9 @@ def start(client: docker.DockerClient, version: str, *, containerd_store: bool =
     image = find(_image_for(version))
     name = engine_name(version.split(".")[0], containerd_store)
     store = "containerd" if containerd_store else "overlay2"
+    if not engine_address().startswith("unix://"):
+        say(f"note: the host engine is at {engine_address()}; the new engine's API is published "
+            "on 127.0.0.1 of the machine that engine runs on, which this one may not reach")
     prepare(client, [image.name], progress=say)
     engine = _running(client, name)
     if engine is None:
