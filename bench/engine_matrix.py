@@ -87,6 +87,9 @@ def run_notebook(path: Path, solved: bool) -> dict:
         problem = f"cell {where}: {_error_line(str(exc))}"
     except Exception as exc:  # noqa: BLE001 - a timeout or a dead kernel is a result too
         problem = f"{type(exc).__name__}: {_error_line(str(exc))}"
+    finally:
+        if km.has_kernel:  # nbclient leaves a kernel it did not start itself running
+            km.shutdown_kernel(now=True)
     seconds = time.monotonic() - started
     if not problem:
         verdicts = {cell.id: _stdout(cell).strip() for cell in tagged(nb, "self-check")}
