@@ -110,6 +110,16 @@ def test_mounts_by_type_and_anonymous_volumes():
     assert is_anonymous("whatever", {"com.docker.volume.anonymous": ""})
 
 
+def test_an_anonymous_volume_listed_without_a_name_is_named_from_its_source():
+    # Engine 28's inspect for `volumes=["/data"]` (a one-part bind): no Name, the path has it.
+    name = "c" * 64
+    attrs = {"Mounts": [{"Type": "volume", "Source": f"/var/lib/docker/volumes/{name}/_data",
+                         "Destination": "/data", "Driver": "local", "RW": True}]}
+    assert container_mounts(attrs)[0]["name"] == name
+    bind = {"Mounts": [{"Type": "bind", "Source": "/srv/volumes/x/_data", "Destination": "/x"}]}
+    assert container_mounts(bind)[0]["name"] == ""
+
+
 # --- networks ------------------------------------------------------------------------------------
 
 

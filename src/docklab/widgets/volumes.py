@@ -32,6 +32,18 @@ def is_anonymous(name: str, labels: dict | None = None) -> bool:
     return bool(_HEX64.match(name or "")) or "com.docker.volume.anonymous" in (labels or {})
 
 
+_VOLUME_SOURCE = re.compile(r"/volumes/([^/]+)/_data$")
+
+
+def _volume_name(mount: dict) -> str:
+    """A mount's volume name. Engine 28 leaves Name out for an anonymous volume asked for as a
+    one-part bind (the SDK's ``volumes=["/data"]``); its Source path still ends in it."""
+    if mount.get("Name") or mount.get("Type") != "volume":
+        return mount.get("Name", "")
+    found = _VOLUME_SOURCE.search(mount.get("Source", ""))
+    return found.group(1) if found else ""
+
+
 def container_mounts(attrs: dict) -> list[dict]:
     """A container's mounts from ``docker inspect``: type, name, source, target, rw.
 
@@ -39,7 +51,7 @@ def container_mounts(attrs: dict) -> list[dict]:
     """
     mounts = []
     for m in attrs.get("Mounts") or []:
-        mounts.append({"type": m.get("Type", ""), "name": m.get("Name", ""),
+        mounts.append({"type": m.get("Type", ""), "name": _volume_name(m),
                        "source": m.get("Source", ""), "target": m.get("Destination", ""),
                        "rw": bool(m.get("RW", True))})
     known = {m["target"] for m in mounts}
