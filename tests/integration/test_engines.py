@@ -162,3 +162,19 @@ def test_a_lessons_cleanup_leaves_none_of_its_builds_step_images(both, which):
     removed = lesson.cleanup()
     assert not removed.errors
     assert not made & set(engine.api.images(all=True, quiet=True))
+
+
+@pytest.mark.parametrize("which", ["host", "28"])
+def test_the_volumes_view_names_an_anonymous_volume_made_by_a_one_part_bind(both, which):
+    from docklab.widgets.volumes import container_mounts
+
+    engine = both[which]
+    box = engine.containers.run("busybox", ["true"], detach=True, volumes=["/data"],
+                                labels=L.labels_for(LESSON, kind="container"))
+    try:
+        box.wait(timeout=30)
+        box.reload()
+        name = container_mounts(box.attrs)[0]["name"]
+        assert engine.volumes.get(name).name == name
+    finally:
+        box.remove(v=True, force=True)
