@@ -1,6 +1,7 @@
 """Notebooks are committed without outputs: what a learner opens is what the course wrote.
 
-Fix a failure with ``.venv/bin/nbstripout <notebook>`` (or ``nbstripout --install`` once, which
+Fix a failure with ``.venv/bin/nbstripout --keep-id <notebook>`` (without ``--keep-id`` it renumbers
+every cell id, and the tests find cells by id) (or ``nbstripout --install`` once, which
 strips on every ``git add``).
 """
 
@@ -60,7 +61,7 @@ def test_notebook_is_stripped(path: Path):
         problems.append("nbstripout would change it (run-time metadata such as widget state)")
     assert not problems, (
         f"{path.relative_to(ROOT)} is committed with outputs: " + "; ".join(problems)
-        + f". Strip it with `.venv/bin/nbstripout {path.relative_to(ROOT)}`."
+        + f". Strip it with `.venv/bin/nbstripout --keep-id {path.relative_to(ROOT)}`."
     )
 
 
