@@ -212,6 +212,17 @@ def _stream(process: subprocess.Popen, write: Callable[[str], object]) -> str:
     return tail
 
 
+def _ensure_compose_plugin(words: list[str]) -> None:
+    """``docker compose`` is the course's Compose v2 binary linked as a CLI plugin: link it again
+    if the link is missing or points at a venv that is gone (another checkout's set-up)."""
+    if _compose_parts(words) is None:
+        return
+    from docklab.compose import install_plugin
+
+    with contextlib.suppress(DocklabError, OSError):
+        install_plugin()  # if it cannot, docker says "compose is not a docker command" itself
+
+
 def run_command(line: str, lesson, *, cwd: Path | None = None,
                 write: Callable[[str], object] | None = None) -> int:
     """Run ``docker LINE`` with the course labels, streaming its output; raise when it fails."""
@@ -224,6 +235,7 @@ def run_command(line: str, lesson, *, cwd: Path | None = None,
         return 0
     cwd = Path(cwd or os.getcwd())
     env = dict(os.environ)
+    _ensure_compose_plugin(words)
     name = container_name(words)
     if name:
         # Running the cell again must not fail with "name already in use" (as the SDK cells).
@@ -304,6 +316,7 @@ def main(argv: list[str]) -> int:
     name = container_name(words)
     if name:
         lesson._remove_stale_container(name)
+    _ensure_compose_plugin(words)
     labelled = with_labels(words, lesson.id)
     parts = _compose_parts(labelled)
     if parts is None:
