@@ -16,7 +16,10 @@ setup: engine venv images
 engine:
 	@scripts/ensure-engine.sh
 
+# The Compose plugin link is relinked each time: another checkout's set-up (a clean clone for
+# bench/) points it at its own venv, which may be gone by now.
 venv: $(VENV)/.installed
+	@$(BIN)/docklab setup compose-plugin >/dev/null
 
 # Rebuilt only when the project's dependencies change: a warm `make lab` installs nothing.
 $(VENV)/.installed: pyproject.toml scripts/setup-venv.sh
