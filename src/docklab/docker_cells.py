@@ -223,6 +223,21 @@ def _ensure_compose_plugin(words: list[str]) -> None:
         install_plugin()  # if it cannot, docker says "compose is not a docker command" itself
 
 
+@contextlib.contextmanager
+def labelled_command(cli: str, words: list[str], lesson, cwd: Path,
+                     env: dict) -> Iterator[list[str]]:
+    """``words`` made ready to run for ``lesson``, in a cell or in the terminal: the Compose
+    plugin linked, the lesson's leftover of a ``--name``d container replaced, the course labels
+    added (for compose, the labelled model's file exists until the block ends)."""
+    _ensure_compose_plugin(words)
+    name = container_name(words)
+    if name:
+        # Running it again must not fail with "name already in use" (as the SDK cells).
+        lesson._remove_stale_container(name)
+    with compose_with_labels(cli, with_labels(words, lesson.id), lesson.id, cwd, env) as argv:
+        yield argv
+
+
 def run_command(line: str, lesson, *, cwd: Path | None = None,
                 write: Callable[[str], object] | None = None) -> int:
     """Run ``docker LINE`` with the course labels, streaming its output; raise when it fails."""
@@ -235,12 +250,7 @@ def run_command(line: str, lesson, *, cwd: Path | None = None,
         return 0
     cwd = Path(cwd or os.getcwd())
     env = dict(os.environ)
-    _ensure_compose_plugin(words)
-    name = container_name(words)
-    if name:
-        # Running the cell again must not fail with "name already in use" (as the SDK cells).
-        lesson._remove_stale_container(name)
-    with compose_with_labels(cli, with_labels(words, lesson.id), lesson.id, cwd, env) as argv:
+    with labelled_command(cli, words, lesson, cwd, env) as argv:
         process = subprocess.Popen([cli, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
@@ -313,14 +323,8 @@ def main(argv: list[str]) -> int:
     lesson = Lesson(os.environ.get("DOCKLAB_LESSON") or "terminal")
     cli = docker_cli()
     words = argv[1:] if argv[:1] == ["--"] else list(argv)
-    name = container_name(words)
-    if name:
-        lesson._remove_stale_container(name)
-    _ensure_compose_plugin(words)
-    labelled = with_labels(words, lesson.id)
-    parts = _compose_parts(labelled)
-    if parts is None:
-        os.execv(cli, [cli, *labelled])
-    # Compose reads the label file while it runs: keep it until it is done.
-    with compose_with_labels(cli, labelled, lesson.id, Path.cwd(), dict(os.environ)) as full:
+    with labelled_command(cli, words, lesson, Path.cwd(), dict(os.environ)) as full:
+        if _compose_parts(words) is None:
+            os.execv(cli, [cli, *full])  # the real CLI takes over this process and its terminal
+        # Compose reads the labelled model's file while it runs: keep it until it is done.
         return subprocess.call([cli, *full])
