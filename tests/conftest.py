@@ -30,6 +30,10 @@ SERIAL = {"grading", "test_lesson"}
 #: orchestration lab's tests show that grading never does.
 LAB_OF_NOTEBOOK = {"11-orchestration": "orchestration"}
 
+#: Modules of other tiers that run a course notebook on the host engine, in that notebook's group:
+#: the Binder test runs 02-running, whose containers have fixed names.
+NOTEBOOK_OF_MODULE = {"test_binder": "02-running"}
+
 
 def pytest_collection_modifyitems(items):
     """Mark every test with its tier (its folder), so `-m notebooks` or `-m "not browser"` work,
@@ -51,6 +55,7 @@ def worker_group(nodeid: str) -> str | None:
     * both runs of a notebook (the browser's as shipped, nbclient's solved): a lesson's cleanup
       removes whatever carries its lesson label, and its ports are fixed;
     * the lessons with fixed host ports, and doctor's test that those ports are free;
+    * a module that runs a notebook too (:data:`NOTEBOOK_OF_MODULE`), with that notebook's runs;
     * each lab's tests: its round trip runs once, and its tests read it (with the notebook of
       :data:`LAB_OF_NOTEBOOK`);
     * each module of the other engine tiers: a module's fixtures are made once.
@@ -61,8 +66,9 @@ def worker_group(nodeid: str) -> str | None:
     if not match or match["tier"] == "unit":
         return None
     tier, module, param = match["tier"], match["module"], match["param"] or ""
-    if tier in ("notebooks", "browser"):
-        stem = param if re.fullmatch(r"\d\d-[a-z-]+", param) else None
+    if tier in ("notebooks", "browser") or module in NOTEBOOK_OF_MODULE:
+        stem = NOTEBOOK_OF_MODULE.get(module) or (
+            param if re.fullmatch(r"\d\d-[a-z-]+", param) else None)
         if stem is None:
             return None
         if stem in LAB_OF_NOTEBOOK:

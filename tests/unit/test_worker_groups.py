@@ -1,0 +1,34 @@
+"""How `make test` splits the shared phase between its two workers (tests/conftest.py): tests that
+touch the same named things on the host engine must land in one group, run one after another."""
+
+from tests.conftest import worker_group
+
+BROWSER = "tests/browser/test_visualizers_in_jupyterlab.py::test_lesson_notebook_renders_its_visualizers"
+NOTEBOOKS = "tests/notebooks/test_notebooks.py"
+
+
+def test_every_run_of_a_notebook_is_in_one_group():
+    groups = {worker_group(f"{BROWSER}[02-running]"),
+              worker_group(f"{NOTEBOOKS}::test_notebook_runs_solved[02-running]"),
+              worker_group(f"{NOTEBOOKS}::test_notebook_runs_solved_through_docker_cells[02-running]"),
+              # the Binder test runs 02-running too (its containers have fixed names)
+              worker_group("tests/binder/test_binder.py::test_a_lesson_runs_in_the_binder_env")}
+    assert groups == {"notebook-02-running"}
+
+
+def test_notebooks_with_host_ports_share_a_group_with_doctor():
+    assert worker_group(f"{BROWSER}[04-networking]") == "host-ports"
+    assert worker_group(f"{NOTEBOOKS}::test_notebook_runs_solved[07-best-practices]") == "host-ports"
+    assert worker_group("tests/integration/test_doctor.py::test_anything") == "host-ports"
+
+
+def test_a_lab_and_its_notebook_share_a_group():
+    assert worker_group("tests/labs/test_round_trips.py::test_x[orchestration]") == "lab-orchestration"
+    assert worker_group("tests/labs/test_orchestration.py::test_x") == "lab-orchestration"
+    assert worker_group(f"{BROWSER}[11-orchestration]") == "lab-orchestration"
+
+
+def test_other_modules_group_by_module_and_unit_tests_go_anywhere():
+    assert worker_group("tests/integration/test_clean.py::test_x") == "module-test_clean"
+    assert worker_group("tests/unit/test_worker_groups.py::test_x") is None
+    assert worker_group(f"{NOTEBOOKS}::test_require_images_names_what_is_missing") is None
