@@ -1,10 +1,31 @@
 #!/usr/bin/env bash
-# Make sure a Docker Engine answers. Uses the one DOCKER_HOST or the default socket points to;
-# on a Debian/Ubuntu host, as root, with none installed, installs Debian's docker.io and starts
-# dockerd in the background (log: $STATE/dockerd.log). Otherwise says what to do and fails.
+# Make sure a Docker Engine answers. Uses the one DOCKER_HOST or the default socket points to, and
+# an engine already installed here (whatever its version: it is started, never replaced). On a
+# Debian/Ubuntu host, as root, with none installed, installs a current Debian engine (>= 26, with
+# the docker CLI and buildx) and starts dockerd in the background (log: $STATE/dockerd.log; apt's
+# output: $STATE/apt.log). Otherwise says what to do and fails.
+#
+# Where the engine comes from:
+# - the host's own docker.io when apt's candidate is >= 26 (Debian 13+, recent Ubuntu);
+# - on Debian 12 (its docker.io is 20.10, end of life): Debian 13 (trixie)'s docker.io 26.1,
+#   docker-cli and docker-buildx 0.13 (and containerd 1.7 when none is installed), fetched from
+#   the host's Debian mirror with a private apt configuration in a temporary folder (no apt source
+#   is added, nothing else comes from trixie) and installed with `apt-get install ./*.deb`, so that
+#   apt takes the rest, runc and libc included, from bookworm.
+#   Why trixie and not sid (28.5, buildx 0.29, what Docker Desktop users have): trixie is a stable
+#   release, so every fresh host gets the same engine, one Debian's security team patches, and no
+#   upload will suddenly need more than bookworm has; sid's change every week, and any upload may
+#   start needing a newer libc than bookworm's. Both install in about 20 s (BENCHMARKS.md). Engine
+#   28 stays one command away (`docklab engines start 28`), and DOCKLAB_ENGINE_SUITE=sid takes
+#   sid's packages instead.
+# - elsewhere (an older Ubuntu, or when trixie's packages do not install): the release's own
+#   docker.io, with a note that it is end of life.
 set -euo pipefail
 STATE=${DOCKLAB_STATE:-.docklab}
 SOCKET=/var/run/docker.sock
+#: The oldest Engine major anyone still patches (docklab.doctor.MAINTAINED_MAJOR).
+MAINTAINED_MAJOR=26
+SUITE=${DOCKLAB_ENGINE_SUITE:-trixie}
 mkdir -p "$STATE"
 
 say() { printf 'docklab: %s\n' "$*" >&2; }
@@ -46,16 +67,140 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
+# -- installing an engine (only where none is installed) -------------------------------------------
+
+apt_failed() { say "apt-get failed; see $STATE/apt.log"; tail -5 "$STATE/apt.log" >&2; exit 1; }
+
+# The major of a Debian version: 1:26.1.5+dfsg1-9 -> 26 (0 for "(none)" or nothing).
+major() { local v=${1#*:}; v=${v%%.*}; case $v in ''|*[!0-9]*) echo 0 ;; *) echo "$v" ;; esac; }
+# 26.1.5+dfsg1-9 -> 26.1
+major_minor() { local v=${1#*:}; echo "$v" | cut -d. -f1-2; }
+# The version apt would install of package $1 ("(none)" when none); more apt options may follow.
+candidate() {
+  local package=$1; shift
+  apt-cache "$@" policy "$package" 2>/dev/null | awk '/Candidate:/ { print $2; exit }'
+}
+has_candidate() { local c; c=$(candidate "$@"); [ -n "$c" ] && [ "$c" != "(none)" ]; }
+installed() { dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q ' installed$'; }
+os_release() { (. /etc/os-release 2>/dev/null && eval "echo \"\${$1:-}\""); }
+
+# The Debian mirror this host's apt uses (a local mirror, a snapshot, a caching proxy), chosen as
+# docklab.images.mirror chooses it for the course images: DOCKLAB_DEBIAN_MIRROR, else the http(s)
+# source carrying this release, else one ending in /debian, else deb.debian.org.
+debian_mirror() {
+  if [ -n "${DOCKLAB_DEBIAN_MIRROR:-}" ]; then echo "${DOCKLAB_DEBIAN_MIRROR%/}"; return; fi
+  local release sources
+  release=$(os_release VERSION_CODENAME)
+  sources=$(
+    # "URI SUITE..." per source: one-line sources.list format, then deb822 .sources stanzas.
+    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
+      | sed -n -E -e 's/#.*//' -e 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//p' \
+      | awk 'NF >= 2 { print $1, $2 }'
+    for file in /etc/apt/sources.list.d/*.sources; do
+      [ -f "$file" ] || continue
+      awk 'BEGIN { RS = ""; FS = "\n" }
+        { delete f; key = ""
+          for (i = 1; i <= NF; i++) {
+            line = $i
+            if (line ~ /^[ \t]*#/) continue
+            if (line ~ /^[ \t]/ && key != "") { f[key] = f[key] " " line; continue }
+            if (match(line, /^[A-Za-z-]+:/)) {
+              key = tolower(substr(line, 1, RLENGTH - 1)); f[key] = substr(line, RLENGTH + 1)
+            }
+          }
+          if (tolower(f["enabled"]) ~ /no/ || (" " f["types"] " ") !~ /[ \t]deb[ \t]/) next
+          n = split(f["uris"], uris, /[ \t]+/)
+          for (j = 1; j <= n; j++) if (uris[j] != "") print uris[j], f["suites"] }' "$file"
+    done | sed -E 's/[[:space:]]+/ /g')
+  local found
+  found=$(echo "$sources" | awk -v r="$release" '$1 ~ /^https?:\/\// {
+      for (i = 2; i <= NF; i++) if ($i == r) { print $1; exit } }')
+  [ -n "$found" ] ||
+    found=$(echo "$sources" | awk '$1 ~ /^https?:\/\/.*\/debian\/?$/ { print $1; exit }')
+  found=${found:-http://deb.debian.org/debian}
+  echo "${found%/}"
+}
+
+# Download the current engine's packages from Debian's $SUITE into $1/debs with a private apt
+# configuration (its own source list, lists and caches under $1: the host's apt is left as it
+# was), and print the docker.io version fetched.
+fetch_engine_debs() {
+  local dir=$1 mirror keyring=/usr/share/keyrings/debian-archive-keyring.gpg signed=""
+  mirror=$(debian_mirror)
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/debs"
+  chmod -R a+rX "$dir"  # apt's download sandbox (user _apt) writes there
+  chown _apt "$dir/debs" "$dir/lists/partial" 2>/dev/null || true
+  [ -f "$keyring" ] && signed="[signed-by=$keyring] "
+  echo "deb $signed$mirror $SUITE main" >"$dir/$SUITE.list"
+  local private=(-o "Dir::Etc::SourceList=$dir/$SUITE.list" -o Dir::Etc::SourceParts=-
+                 -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache")
+  say "reading Debian $SUITE's package lists from $mirror ..."
+  apt-get -q "${private[@]}" update >>"$STATE/apt.log" 2>&1 || return 1
+  local version packages=(docker.io docker-cli docker-buildx)
+  version=$(candidate docker.io "${private[@]}")
+  if [ "$(major "$version")" -lt "$MAINTAINED_MAJOR" ]; then
+    echo "Debian $SUITE's docker.io is '$version', not >= $MAINTAINED_MAJOR" >>"$STATE/apt.log"
+    return 1
+  fi
+  # A containerd someone installed stays theirs (docker.io takes any >= 1.4); runc stays bookworm's.
+  installed containerd || packages+=(containerd)
+  # sid's docker.io wants tini-static (bookworm's tini is for trixie's).
+  has_candidate tini-static "${private[@]}" && [ "$SUITE" != trixie ] && packages+=(tini-static)
+  say "downloading ${packages[*]} $(major_minor "$version") from Debian $SUITE ..."
+  (cd "$dir/debs" && apt-get -q "${private[@]}" download "${packages[@]}") \
+    >>"$STATE/apt.log" 2>&1 || return 1
+  echo "$version"
+}
+
+apt_install() {
+  apt-get install -y -q --no-install-recommends "$@" >>"$STATE/apt.log" 2>&1
+}
+
+install_engine() {
+  local extras=(iptables debootstrap ca-certificates) own
+  export DEBIAN_FRONTEND=noninteractive
+  say "looking for a Docker Engine package (apt-get update; log: $STATE/apt.log) ..."
+  apt-get update -q >"$STATE/apt.log" 2>&1 || apt_failed
+  own=$(candidate docker.io)
+  if [ "$(major "$own")" -ge "$MAINTAINED_MAJOR" ]; then
+    local packages=(docker.io) name
+    # Debian 13 splits the CLI and buildx (BuildKit for `docker build`) out of docker.io.
+    for name in docker-cli docker-buildx; do has_candidate "$name" && packages+=("$name"); done
+    say "installing Engine $(major_minor "$own"), $(os_release PRETTY_NAME)'s ${packages[*]} ..."
+    apt_install "${packages[@]}" "${extras[@]}" || apt_failed
+    return
+  fi
+  if [ "$(os_release ID)" = debian ]; then
+    local dir version
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/docklab-engine.XXXXXX")
+    trap "rm -rf '$dir'" EXIT  # expanded now: $dir is local
+    if version=$(fetch_engine_debs "$dir"); then
+      # sid's docker.io needs systemd's sysusers: without systemd, the standalone one.
+      [ "$SUITE" = trixie ] || installed systemd || extras+=(systemd-standalone-sysusers)
+      say "installing Engine $(major_minor "$version") from Debian $SUITE's packages" \
+        "($(du -sm "$dir/debs" | cut -f1) MB; the rest from $(os_release VERSION_CODENAME)) ..."
+      if apt_install "$dir"/debs/*.deb "${extras[@]}"; then rm -rf "$dir"; return; fi
+    fi
+    rm -rf "$dir"
+    say "Debian $SUITE's engine does not install here (see $STATE/apt.log)."
+  fi
+  if [ "$own" = "(none)" ] || [ -z "$own" ]; then
+    say "apt knows no docker.io package here: install Docker Engine, then retry."
+    exit 1
+  fi
+  say "installing this release's docker.io $own: Engine $(major_minor "$own") is end of life;"
+  say "the README's set-up section says how to get a current one."
+  apt_install docker.io "${extras[@]}" || apt_failed
+}
+
 if ! command -v dockerd >/dev/null 2>&1; then
   if ! command -v apt-get >/dev/null 2>&1; then
     say "no Docker Engine here and this is not a Debian/Ubuntu host: install Docker, then retry."
     exit 1
   fi
-  say "installing Debian's docker.io (dockerd, containerd, runc) ..."
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >"$STATE/apt.log" 2>&1
-  apt-get install -y -q --no-install-recommends docker.io iptables debootstrap ca-certificates \
-    >>"$STATE/apt.log" 2>&1 || { say "apt-get failed; see $STATE/apt.log"; tail -5 "$STATE/apt.log" >&2; exit 1; }
+  install_engine
+  # On a systemd host, the package's docker.service has started the engine already.
+  if answers; then say "engine is up (started by its service)."; exit 0; fi
 fi
 
 say "starting dockerd in the background (log: $STATE/dockerd.log) ..."

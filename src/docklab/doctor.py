@@ -24,7 +24,8 @@ MIN_FREE_BYTES = 5 * 1024**3
 #: The oldest engine someone still patches: Docker itself patches only its newest major (29 in late
 #: 2026), and Debian 13 ships Engine 26.1 with security updates for its lifetime (to 2028). Older
 #: engines get no fixes: 20.10 (Debian 12's) had its last upstream release in 2023. The course
-#: still runs on 20.10 (API 1.41) so that those hosts work, but says so.
+#: still runs on 20.10 (API 1.41) so that those hosts work, but says so. scripts/ensure-engine.sh
+#: (its MAINTAINED_MAJOR) installs an older one only where no newer one installs, and says so.
 MAINTAINED_MAJOR = 26
 
 
@@ -86,8 +87,10 @@ def end_of_life_warning(version: str) -> str:
         return ""
     return (f"Docker Engine {version} is end of life: it gets no security fixes. The course works "
             f"on it, but learners meet Engine {MAINTAINED_MAJOR}+ with BuildKit elsewhere: update "
-            "Docker Desktop, or on Debian/Ubuntu install a current engine (Debian 13's docker.io "
-            "is 26.1; `docklab engines start 28` runs Engine 28 beside this one to try it).")
+            "Docker Desktop; on Debian/Ubuntu, `make lab` installs a current engine where none is "
+            "installed (Debian 12 gets Debian 13's 26.1) and keeps one that is: the README's "
+            "\"The two commands\" says how to replace this one. `docklab engines start 28` runs "
+            "Engine 28 beside it to try the course there.")
 
 
 def _buildx_version() -> str:
@@ -117,7 +120,7 @@ def _check_compose_cli() -> tuple[bool, str, str]:
             return False, f"no docker CLI and no Compose binary: {exc}", fix
     try:
         out = subprocess.run([docker_cli, "compose", "version", "--short"], capture_output=True,
-                             text=True, timeout=30)
+                             text=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         return False, f"`docker compose version` failed: {exc}", fix
     if out.returncode != 0:
