@@ -9,12 +9,13 @@ PORT  ?= 8888
 WORKERS ?= 2
 JUNIT   ?=
 
-.PHONY: lab test setup engine venv images clean-course
+.PHONY: lab test test-engines setup engine venv images clean-course
 
 setup: engine venv images
 
 engine:
 	@scripts/ensure-engine.sh
+	@scripts/ensure-buildx.sh
 
 # The Compose plugin link is relinked each time: another checkout's set-up (a clean clone for
 # bench/) points it at its own venv, which may be gone by now.
@@ -37,10 +38,17 @@ lab: setup
 
 test: setup
 	@scripts/ensure-browser.sh
-	@$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not serial" \
+	@$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not serial and not engines" \
 		$(if $(JUNIT),--junitxml=$(JUNIT)-shared.xml); shared=$$?; \
 	$(BIN)/python -m pytest -m serial $(if $(JUNIT),--junitxml=$(JUNIT)-serial.xml); \
 	serial=$$?; exit $$(( shared || serial ))
+
+# The engine matrix (tests/engines): every notebook on Engine 26 and 28 (overlay2 and the
+# containerd image store), each a course engine started beside the host's. Left out of `make test`
+# to keep it quick; .ci/run runs both.
+test-engines: setup
+	@$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m engines \
+		$(if $(JUNIT),--junitxml=$(JUNIT)-engines.xml)
 
 clean-course: venv
 	@$(BIN)/docklab clean --yes

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -24,89 +23,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import ipykernel.kernelspec
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import KernelManager
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 from tests.notebooks.course import (
-    LEFTOVERS_CELL_ID,
     NOT_YET,
-    NOTEBOOK_DIR,
     NOTEBOOKS,
     SOLUTIONS,
     WELL_DONE,
-    leftovers,
-    prepared,
-    tagged,
-    wrong_verdicts,
+    NotebookFailed,
+    execute,
+    expect_verdicts,
 )
 
 from docklab import engines
 from docklab.engine import connect
-from docklab.labels import find_labelled
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CELL_TIMEOUT = 300
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-class _ThisPython(KernelSpecManager):
-    """Kernels run with this interpreter (the venv's)."""
-
-    def get_kernel_spec(self, kernel_name):
-        return self.kernel_spec_class(resource_dir=ipykernel.kernelspec.RESOURCES,
-                                      **ipykernel.kernelspec.get_kernel_dict())
-
-
-def _stdout(cell) -> str:
-    return "".join(out.get("text", "") for out in cell.get("outputs", [])
-                   if out.get("output_type") == "stream")
-
-
-def _error_line(text: str) -> str:
-    lines = [line for line in _ANSI.sub("", text).strip().splitlines() if line.strip()]
-    return lines[-1][:300] if lines else "?"
 
 
 def run_notebook(path: Path, solved: bool) -> dict:
     """One run: ``{"ok": bool, "seconds": float, "problem": str}``."""
-    nb = prepared(path, SOLUTIONS.get(path.stem, {}) if solved else {})
-    km = KernelManager(kernel_name="python3", kernel_spec_manager=_ThisPython())
-    client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, startup_timeout=60,
-                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    attempt = "solved" if solved else "as shipped"
     started = time.monotonic()
     problem = ""
     try:
-        client.execute()
-    except CellExecutionError as exc:
-        failing = next((c for c in nb.cells if c.cell_type == "code"
-                        and any(o.get("output_type") == "error" for o in c.get("outputs", []))),
-                       None)
-        where = failing.get("id", "?") if failing is not None else "?"
-        problem = f"cell {where}: {_error_line(str(exc))}"
+        nb = execute(path, SOLUTIONS.get(path.stem, {}) if solved else {}, attempt,
+                     docker_host=os.environ.get("DOCKER_HOST"))
+        expect_verdicts(nb, path, attempt, WELL_DONE if solved else NOT_YET)
+    except NotebookFailed as exc:
+        problem = str(exc).strip().splitlines()[-1][:300]
     except Exception as exc:  # noqa: BLE001 - a timeout or a dead kernel is a result too
-        problem = f"{type(exc).__name__}: {_error_line(str(exc))}"
-    finally:
-        if km.has_kernel:  # nbclient leaves a kernel it did not start itself running
-            km.shutdown_kernel(now=True)
-    seconds = time.monotonic() - started
-    if not problem:
-        verdicts = {cell.id: _stdout(cell).strip() for cell in tagged(nb, "self-check")}
-        wrong = wrong_verdicts(verdicts, WELL_DONE if solved else NOT_YET)
-        if wrong:
-            problem = f"self-checks said {wrong}"
-        last = nb.cells[-1]
-        if not problem and last.get("id") == LEFTOVERS_CELL_ID:
-            left = {k: v for k, v in leftovers(_stdout(last)).items() if v}
-            if left:
-                problem = f"cleanup left {left}"
-    left = find_labelled(connect(fresh=True), lesson=path.stem)
-    left = {kind: [getattr(r, "name", None) or r.id for r in found]
-            for kind, found in left.items() if found}
-    if left and not problem:
-        problem = f"left on the engine: {left}"
-    return {"ok": not problem, "seconds": round(seconds, 1), "problem": problem}
+        problem = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+    return {"ok": not problem, "seconds": round(time.monotonic() - started, 1),
+            "problem": problem}
 
 
 def _use(engine: str, keep: bool):

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The folders under tests/, each a tier a developer can run alone: `pytest -m labs`.
-TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "binder")
+TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "binder", "engines")
 
 
 #: Lessons that publish fixed host ports (8080-8082), and the test that wants those ports free.
@@ -58,6 +58,8 @@ def worker_group(nodeid: str) -> str | None:
     * a module that runs a notebook too (:data:`NOTEBOOK_OF_MODULE`), with that notebook's runs;
     * each lab's tests: its round trip runs once, and its tests read it (with the notebook of
       :data:`LAB_OF_NOTEBOOK`);
+    * each engine of the matrix (tests/engines): it is started once, and its notebook runs share
+      it as they share the host engine;
     * each module of the other engine tiers: a module's fixtures are made once.
 
     Unit tests (None) go wherever a worker is free.
@@ -66,6 +68,8 @@ def worker_group(nodeid: str) -> str | None:
     if not match or match["tier"] == "unit":
         return None
     tier, module, param = match["tier"], match["module"], match["param"] or ""
+    if tier == "engines":  # ids "ENGINE:NOTEBOOK:VARIANT": one engine per worker
+        return f"engine-{param.split(':')[0]}"
     if tier in ("notebooks", "browser") or module in NOTEBOOK_OF_MODULE:
         stem = NOTEBOOK_OF_MODULE.get(module) or (
             param if re.fullmatch(r"\d\d-[a-z-]+", param) else None)

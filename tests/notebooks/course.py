@@ -15,10 +15,20 @@ Each notebook runs twice in the suite, once per variant:
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
+import docker
+import ipykernel.kernelspec
 import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from docklab.engine import connect
+from docklab.labels import find_labelled
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -35,6 +45,9 @@ SOLUTIONS = {
     "02-running": {
         "exercise-exit": 'lesson.run("busybox", ["sh", "-c", "echo bye; exit 42"], name="my-exit")',
         "exercise-stop": 'lesson.run("busybox", "sleep 600", name="my-quick", init=True)',
+        "exercise-bounded": 'lesson.run("busybox", ["sh", "-c", "seq 30000 | sed \'s/.*/line &: still chatty/\';'
+                            ' echo flood over; sleep 600"], name="my-bounded", mem_limit="32m",'
+                            ' log_config={"type": "json-file", "config": {"max-size": "200k", "max-file": "3"}})',
     },
     "03-volumes": {
         "exercise": 'my_data = lesson.volume("my-data")\n'
@@ -86,6 +99,9 @@ CLI_SOLUTIONS = {
     "02-running": {
         "exercise-exit": '%docker run -d --name my-exit busybox sh -c "echo bye; exit 42"',
         "exercise-stop": "%docker run -d --name my-quick --init busybox sleep 600",
+        "exercise-bounded": "%docker run -d --name my-bounded --memory 32m --log-driver local --log-opt max-size=200k"
+                            " --log-opt max-file=3 busybox sh -c \"seq 30000 | sed 's/.*/line &: still chatty/';"
+                            " echo flood over; sleep 600\"",
     },
     "03-volumes": {
         "exercise": "%%docker\nvolume create my-data\n"
@@ -173,3 +189,101 @@ def leftovers(output: str) -> dict[str, list[str]]:
 def wrong_verdicts(verdicts: dict[str, str], expected: str) -> dict[str, str]:
     """The self-checks (cell id → what it printed) that did not start with ``expected``."""
     return {cell: text for cell, text in verdicts.items() if not text.strip().startswith(expected)}
+
+
+# --- one run -------------------------------------------------------------------------------------
+
+CELL_TIMEOUT = 120  # seconds; cells take < 5 s, but a cold engine or a busy CI machine is slower
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class NotebookFailed(AssertionError):
+    """A run that did not pass; the message says which notebook, which run and what went wrong."""
+
+
+class _ThisPython(KernelSpecManager):
+    """Runs notebooks with this interpreter (the venv's), whatever kernels are installed elsewhere."""
+
+    def get_kernel_spec(self, kernel_name):
+        return self.kernel_spec_class(resource_dir=ipykernel.kernelspec.RESOURCES,
+                                      **ipykernel.kernelspec.get_kernel_dict())
+
+
+def readable(error: str, head: int = 40, tail: int = 20) -> str:
+    """A cell's error without colour codes: its start (which cell, its source) and the end of the
+    traceback (what went wrong), with the library frames in between left out."""
+    lines = _ANSI.sub("", error).strip().splitlines()
+    if len(lines) <= head + tail:
+        return "\n".join(lines)
+    return "\n".join(lines[:head] + [f"[... {len(lines) - head - tail} lines ...]"] + lines[-tail:])
+
+
+def stdout(cell) -> str:
+    return "".join(out.get("text", "") for out in cell.get("outputs", [])
+                   if out.get("output_type") == "stream")
+
+
+def verdicts(nb) -> dict[str, str]:
+    """What each self-check printed: cell id → text."""
+    return {cell.id: stdout(cell).strip() for cell in tagged(nb, "self-check")}
+
+
+def execute(path: Path, solutions: dict[str, str], attempt: str, *,
+            docker_host: str | None = None, learner: str | None = None):
+    """Run ``path`` top to bottom in a fresh kernel, exercises answered from ``solutions``; returns
+    the executed notebook, or raises :class:`NotebookFailed` when a cell raised or something
+    labelled with the lesson is left on the engine.
+
+    ``docker_host`` runs it against another engine (the engine matrix, tests/engines) and
+    ``learner`` as another learner (the lessons keep files per learner on this machine).
+    """
+    nb = prepared(path, solutions)
+    env = None
+    if docker_host or learner:
+        env = dict(os.environ)
+        if docker_host:
+            env["DOCKER_HOST"] = docker_host
+            env.pop("DOCKER_TLS_VERIFY", None)
+        if learner:
+            env["DOCKLAB_LEARNER"] = learner
+    km = KernelManager(kernel_name="python3", kernel_spec_manager=_ThisPython())
+    client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, startup_timeout=60,
+                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    try:
+        client.execute(**({"env": env} if env else {}))  # stops at the first cell that raises
+    except CellExecutionError as exc:
+        raise NotebookFailed(f"{path.name} ({attempt}) failed in a cell:\n{readable(str(exc))}"
+                             ) from None
+    finally:
+        if km.has_kernel:  # a kernel that died or timed out is still ours to stop
+            km.shutdown_kernel(now=True)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    if not all(cell.get("execution_count") for cell in code):
+        raise NotebookFailed(f"{path.name} ({attempt}): not every cell ran")
+    last = nb.cells[-1]
+    if last.get("id") == LEFTOVERS_CELL_ID:
+        left = leftovers(stdout(last))
+        if any(left.values()):
+            raise NotebookFailed(f"{path.name} ({attempt}): the cleanup cell left these behind: "
+                                 f"{left}")
+    if docker_host is None:
+        engine_left = find_labelled(connect(), lesson=path.stem)
+    else:
+        engine = docker.DockerClient(base_url=docker_host, version="auto")
+        try:
+            engine_left = find_labelled(engine, lesson=path.stem)
+        finally:
+            engine.close()
+    if any(engine_left.values()):
+        raise NotebookFailed(
+            f"{path.name} ({attempt}) left labelled resources on the engine: "
+            + ", ".join(f"{kind}: {[getattr(r, 'name', None) or r.id for r in found]}"
+                        for kind, found in engine_left.items() if found))
+    return nb
+
+
+def expect_verdicts(nb, path: Path, attempt: str, expected: str) -> None:
+    """Every self-check of the run said ``expected`` (:data:`NOT_YET` or :data:`WELL_DONE`)."""
+    wrong = wrong_verdicts(verdicts(nb), expected)
+    if wrong:
+        raise NotebookFailed(f"{path.name} ({attempt}): self-checks said {wrong}")

@@ -32,3 +32,10 @@ def test_other_modules_group_by_module_and_unit_tests_go_anywhere():
     assert worker_group("tests/integration/test_clean.py::test_x") == "module-test_clean"
     assert worker_group("tests/unit/test_worker_groups.py::test_x") is None
     assert worker_group(f"{NOTEBOOKS}::test_require_images_names_what_is_missing") is None
+
+
+def test_each_engine_of_the_matrix_is_one_group():
+    matrix = "tests/engines/test_engine_matrix.py::test_notebook_on_engine"
+    assert worker_group(f"{matrix}[28-containerd:02-running:solved]") == "engine-28-containerd"
+    assert worker_group(f"{matrix}[28-containerd:04-networking:shipped]") == "engine-28-containerd"
+    assert worker_group(f"{matrix}[26:02-running:solved]") == "engine-26"
