@@ -69,73 +69,15 @@ fi
 
 # -- installing an engine (only where none is installed) -------------------------------------------
 
-apt_failed() { say "apt-get failed; see $STATE/apt.log"; tail -5 "$STATE/apt.log" >&2; exit 1; }
+# apt helpers shared with ensure-buildx.sh: candidate, installed, debian_mirror, private_apt, ...
+source "$(dirname "${BASH_SOURCE[0]}")/debian-packages.sh"
 
-# The major of a Debian version: 1:26.1.5+dfsg1-9 -> 26 (0 for "(none)" or nothing).
-major() { local v=${1#*:}; v=${v%%.*}; case $v in ''|*[!0-9]*) echo 0 ;; *) echo "$v" ;; esac; }
-# 26.1.5+dfsg1-9 -> 26.1
-major_minor() { local v=${1#*:}; echo "$v" | cut -d. -f1-2; }
-# The version apt would install of package $1 ("(none)" when none); more apt options may follow.
-candidate() {
-  local package=$1; shift
-  apt-cache "$@" policy "$package" 2>/dev/null | awk '/Candidate:/ { print $2; exit }'
-}
-has_candidate() { local c; c=$(candidate "$@"); [ -n "$c" ] && [ "$c" != "(none)" ]; }
-installed() { dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q ' installed$'; }
-os_release() { (. /etc/os-release 2>/dev/null && eval "echo \"\${$1:-}\""); }
-
-# The Debian mirror this host's apt uses (a local mirror, a snapshot, a caching proxy), chosen as
-# docklab.images.mirror chooses it for the course images: DOCKLAB_DEBIAN_MIRROR, else the http(s)
-# source carrying this release, else one ending in /debian, else deb.debian.org.
-debian_mirror() {
-  if [ -n "${DOCKLAB_DEBIAN_MIRROR:-}" ]; then echo "${DOCKLAB_DEBIAN_MIRROR%/}"; return; fi
-  local release sources
-  release=$(os_release VERSION_CODENAME)
-  sources=$(
-    # "URI SUITE..." per source: one-line sources.list format, then deb822 .sources stanzas.
-    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null \
-      | sed -n -E -e 's/#.*//' -e 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//p' \
-      | awk 'NF >= 2 { print $1, $2 }'
-    for file in /etc/apt/sources.list.d/*.sources; do
-      [ -f "$file" ] || continue
-      awk 'BEGIN { RS = ""; FS = "\n" }
-        { delete f; key = ""
-          for (i = 1; i <= NF; i++) {
-            line = $i
-            if (line ~ /^[ \t]*#/) continue
-            if (line ~ /^[ \t]/ && key != "") { f[key] = f[key] " " line; continue }
-            if (match(line, /^[A-Za-z-]+:/)) {
-              key = tolower(substr(line, 1, RLENGTH - 1)); f[key] = substr(line, RLENGTH + 1)
-            }
-          }
-          if (tolower(f["enabled"]) ~ /no/ || (" " f["types"] " ") !~ /[ \t]deb[ \t]/) next
-          n = split(f["uris"], uris, /[ \t]+/)
-          for (j = 1; j <= n; j++) if (uris[j] != "") print uris[j], f["suites"] }' "$file"
-    done | sed -E 's/[[:space:]]+/ /g')
-  local found
-  found=$(echo "$sources" | awk -v r="$release" '$1 ~ /^https?:\/\// {
-      for (i = 2; i <= NF; i++) if ($i == r) { print $1; exit } }')
-  [ -n "$found" ] ||
-    found=$(echo "$sources" | awk '$1 ~ /^https?:\/\/.*\/debian\/?$/ { print $1; exit }')
-  found=${found:-http://deb.debian.org/debian}
-  echo "${found%/}"
-}
-
-# Download the current engine's packages from Debian's $SUITE into $1/debs with a private apt
-# configuration (its own source list, lists and caches under $1: the host's apt is left as it
-# was), and print the docker.io version fetched.
+# Download the current engine's packages from Debian's $SUITE into $1/debs (private_apt: the
+# host's apt is left as it was), and print the docker.io version fetched.
 fetch_engine_debs() {
-  local dir=$1 mirror keyring=/usr/share/keyrings/debian-archive-keyring.gpg signed=""
-  mirror=$(debian_mirror)
-  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/debs"
-  chmod -R a+rX "$dir"  # apt's download sandbox (user _apt) writes there
-  chown _apt "$dir/debs" "$dir/lists/partial" 2>/dev/null || true
-  [ -f "$keyring" ] && signed="[signed-by=$keyring] "
-  echo "deb $signed$mirror $SUITE main" >"$dir/$SUITE.list"
-  local private=(-o "Dir::Etc::SourceList=$dir/$SUITE.list" -o Dir::Etc::SourceParts=-
-                 -o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache")
-  say "reading Debian $SUITE's package lists from $mirror ..."
-  apt-get -q "${private[@]}" update >>"$STATE/apt.log" 2>&1 || return 1
+  local dir=$1
+  private_apt "$dir" "$SUITE" || return 1
+  local private=("${PRIVATE_APT[@]}")
   local version packages=(docker.io docker-cli docker-buildx)
   version=$(candidate docker.io "${private[@]}")
   if [ "$(major "$version")" -lt "$MAINTAINED_MAJOR" ]; then
@@ -150,10 +92,6 @@ fetch_engine_debs() {
   (cd "$dir/debs" && apt-get -q "${private[@]}" download "${packages[@]}") \
     >>"$STATE/apt.log" 2>&1 || return 1
   echo "$version"
-}
-
-apt_install() {
-  apt-get install -y -q --no-install-recommends "$@" >>"$STATE/apt.log" 2>&1
 }
 
 install_engine() {

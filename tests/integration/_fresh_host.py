@@ -29,9 +29,11 @@ from docklab.images import dind_run_options, find, prepare
 from docklab.images.catalogue import SYSTEMPATHS_UNCONFINED
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "scripts" / "ensure-engine.sh"
-#: Where the script goes in the container, and the DOCKLAB_STATE it runs with there.
-INNER_SCRIPT = "/docklab/scripts/ensure-engine.sh"
+#: What `make engine` runs, and the library they share: copied into the container.
+SCRIPTS = ("ensure-engine.sh", "ensure-buildx.sh", "debian-packages.sh")
+#: Where the scripts go in the container, and the DOCKLAB_STATE they run with there.
+INNER_SCRIPTS = "/docklab/scripts"
+INNER_SCRIPT = f"{INNER_SCRIPTS}/ensure-engine.sh"
 INNER_STATE = "/docklab/.docklab"
 LESSON = "test-fresh-host"
 
@@ -48,10 +50,11 @@ class Run:
 def _script_archive() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo(INNER_SCRIPT.lstrip("/"))
-        data = SCRIPT.read_bytes()
-        info.size, info.mode = len(data), 0o555
-        tar.addfile(info, io.BytesIO(data))
+        for script in SCRIPTS:
+            info = tarfile.TarInfo(f"{INNER_SCRIPTS.lstrip('/')}/{script}")
+            data = (ROOT / "scripts" / script).read_bytes()
+            info.size, info.mode = len(data), 0o555
+            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 
@@ -109,8 +112,10 @@ def run(container, command: str, *, say: Callable[[str], None] | None = None,
 
 def ensure_engine(container, *, say: Callable[[str], None] | None = None,
                   env: dict[str, str] | None = None) -> Run:
-    """Run ensure-engine.sh in the fresh host as `make engine` runs it (as root)."""
-    return run(container, INNER_SCRIPT, say=say, env={"DOCKLAB_STATE": INNER_STATE, **(env or {})})
+    """Run ensure-engine.sh, then ensure-buildx.sh, in the fresh host as `make engine` runs them
+    (as root)."""
+    return run(container, f"{INNER_SCRIPT} && {INNER_SCRIPTS}/ensure-buildx.sh", say=say,
+               env={"DOCKLAB_STATE": INNER_STATE, **(env or {})})
 
 
 _FETCHED = re.compile(r"^Fetched ([\d.,]+) ([kMG]?B) in", re.MULTILINE)
