@@ -14,14 +14,11 @@ to stay quick). One engine's runs go to one test worker, one after another (test
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 
 import pytest
 
-from docklab import engines
-from docklab.engine import connect
+from tests.engines.conftest import MATRIX, OWNER
 from tests.notebooks.course import (
     CLI_SOLUTIONS,
     NOT_YET,
@@ -41,58 +38,6 @@ VARIANTS = {
     "solved": (lambda stem: SOLUTIONS.get(stem), WELL_DONE),
     "docker-cells": (lambda stem: CLI_SOLUTIONS.get(stem), WELL_DONE),
 }
-
-#: The engines: name → (version, containerd image store, the variants run on it). The containerd
-#: store differs most from the host's engine (image ids, storage data), so it gets every variant;
-#: the others get one solved run each. The order balances the two workers: xdist hands each worker
-#: one engine, then the first worker the third (~45 runs against ~33).
-MATRIX = {
-    "26": ("26", False, ("shipped", "solved")),
-    "28-containerd": ("28", True, ("shipped", "solved", "docker-cells")),
-    "28": ("28", False, ("shipped", "docker-cells")),
-}
-
-#: Who starts the engines: their own names, so a developer's ``docklab engines start 28`` is
-#: neither reused nor stopped by the tests.
-OWNER = "matrix"
-
-
-@contextlib.contextmanager
-def _as_owner():
-    saved = {key: os.environ.get(key) for key in ("DOCKLAB_PREFIX", "DOCKLAB_LEARNER")}
-    os.environ.update(DOCKLAB_PREFIX=OWNER, DOCKLAB_LEARNER=OWNER)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@pytest.fixture(scope="session")
-def started_engines():
-    """Starts each engine of the matrix the first time a test of this process asks for it, and
-    removes them all at the end. (Not a parametrised fixture: pytest would restart it for each
-    test, since every test's parameters differ.)"""
-    started: dict[str, engines.Engine] = {}
-
-    def engine(name: str) -> engines.Engine:
-        if name not in started:
-            version, containerd_store, _ = MATRIX[name]
-            with _as_owner():
-                started[name] = engines.start(
-                    connect(), version, containerd_store=containerd_store,
-                    say=lambda line: print(f"{name}: {line}", flush=True))
-        return started[name]
-
-    yield engine
-    with _as_owner():
-        for name in started:
-            version, containerd_store, _ = MATRIX[name]
-            engines.stop(connect(fresh=True), version, containerd_store=containerd_store)
-
 
 def _runs() -> list:
     runs = []

@@ -46,7 +46,9 @@ def test_build_progress_then_cache_hits_then_shared_layers(lesson, tmp_path):  #
     assert [layer["shared"] for layer in base] == [True] * len(base)
     assert sum(layer["shared"] for layer in mine) == len(base)
     dd = next(layer for layer in mine if "dd if=/dev/zero" in layer["created_by"])
-    assert not dd["shared"] and dd["size"] == 300 * 1024
+    # 300 KiB of zeros: the layer's size as the engine reports it (overlay2: the files' bytes; the
+    # containerd image store: the layer's tar, a few KiB of headers more).
+    assert not dd["shared"] and 300 * 1024 <= dd["size"] <= 316 * 1024
     assert state["summary"]["own"] >= 300 * 1024
     assert state["summary"]["shared_filesystem_layers"] == len(
         lesson.client.images.get("busybox").attrs["RootFS"]["Layers"])

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.engine
 def inner(lesson):  # noqa: F811
     volume = lesson.volume("widget-swarm-data")
     node = lesson.run("docker:dind", name="widget-swarm",
-                      ports={"2375/tcp": ("127.0.0.1", None)}, **dind_run_options(volume.name))
+                      ports={"2375/tcp": ("127.0.0.1", None)},
+                      **dind_run_options(volume.name, lesson.client))
     node.reload()
     port = node.attrs["NetworkSettings"]["Ports"]["2375/tcp"][0]["HostPort"]
     client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", version="1.41", timeout=30)
@@ -77,7 +78,8 @@ def test_quorum_replicas_and_a_rolling_update(inner):
 def _dind(lesson, name: str, network: str):  # noqa: F811
     volume = lesson.volume(f"{name}-data")
     node = lesson.run("docker:dind", name=name, network=network,
-                      ports={"2375/tcp": ("127.0.0.1", None)}, **dind_run_options(volume.name))
+                      ports={"2375/tcp": ("127.0.0.1", None)},
+                      **dind_run_options(volume.name, lesson.client))
     node.reload()
     port = node.attrs["NetworkSettings"]["Ports"]["2375/tcp"][0]["HostPort"]
     client = docker.DockerClient(base_url=f"tcp://127.0.0.1:{port}", version="1.41", timeout=30)

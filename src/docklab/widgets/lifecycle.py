@@ -131,6 +131,8 @@ class LifecycleModel:
             transition["exit_code"] = int(code) if code not in (None, "") else None
             transition["signals"] = box["_signals"]
             transition["action"] = "kill" if box["_signals"] else "exit"
+            if box.pop("_stopping", False):
+                transition["action"] = "stop"
             if box["_oom"]:
                 transition["action"] = "out of memory"
             box["exit_code"] = transition["exit_code"]
@@ -154,7 +156,11 @@ class LifecycleModel:
         return True
 
     def _relabel(self, box: dict, action: str) -> dict | None:
-        # `stop` and `restart` arrive after the die/start they caused: name the cause afterwards.
+        # `stop` and `restart` arrive after the die/start they caused (Engine 20.10): name the
+        # cause afterwards. Engine 26+ sends `stop` before the `die`: the die is named when it comes.
+        if action == "stop" and box["state"] == "running":
+            box["_stopping"] = True
+            return None
         if not box["transitions"]:
             return None
         last = box["transitions"][-1]
