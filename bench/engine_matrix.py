@@ -61,6 +61,10 @@ def _use(engine: str, keep: bool):
     if engine == "host":
         return lambda: None
     version, _, store = engine.partition("-")
+    # A learner of its own: the lessons keep files on this machine per learner (05's compose
+    # project under /tmp/docklab-LEARNER), which a run on another engine must not share; and the
+    # engine is labelled with it, so that `stop` below finds it.
+    os.environ.setdefault("DOCKLAB_LEARNER", f"matrix-{engine}")
     host = connect()
     started = time.monotonic()
     running = engines.start(host, version, containerd_store=store == "containerd",
@@ -68,9 +72,6 @@ def _use(engine: str, keep: bool):
     print(f"  {engine}: ready in {time.monotonic() - started:.1f} s", flush=True)
     os.environ["DOCKER_HOST"] = running.docker_host
     os.environ.pop("DOCKER_TLS_VERIFY", None)
-    # A learner of its own: the lessons keep files on this machine per learner (05's compose
-    # project under /tmp/docklab-LEARNER), which a run on another engine must not share.
-    os.environ.setdefault("DOCKLAB_LEARNER", f"matrix-{engine}")
 
     def done():
         os.environ.pop("DOCKER_HOST", None)
