@@ -60,6 +60,15 @@ SOLUTIONS = {
     },
     "05-compose": {
         "exercise": 'compose("up", "-d", "--scale", "worker=2")',
+        "exercise-healthy": 'path = SHOP_DIR / "compose.yaml"\n'
+                            'path.write_text(re.sub(r"depends_on: \\[db\\].*", "depends_on:\\n      db:\\n'
+                            '        condition: service_healthy", path.read_text()))\n'
+                            'compose("down", project_name=shop, folder=SHOP_DIR)\n'
+                            'compose("up", "-d", project_name=shop, folder=SHOP_DIR)',
+        "exercise-limits": 'path = SHOP_DIR / "compose.yaml"\n'
+                           'path.write_text(path.read_text().replace("  web:\\n", "  web:\\n    mem_limit: 32m\\n'
+                           '    cpus: 0.25\\n", 1))\n'
+                           'compose("up", "-d", project_name=shop, folder=SHOP_DIR)',
     },
     "06-security": {
         "exercise": 'lesson.run("busybox", "sleep 600", name="my-hardened", user="1000:1000", cap_drop=["ALL"],'
@@ -112,6 +121,14 @@ CLI_SOLUTIONS = {
     },
     "05-compose": {
         "exercise": "%cd {PROJECT_DIR}\n%docker compose -p hitcounter up -d --scale worker=2\n%cd -",
+        "exercise-healthy": "path = SHOP_DIR / 'compose.yaml'\n"
+                            "path.write_text(re.sub(r'depends_on: \\[db\\].*', 'depends_on:\\n      db:\\n"
+                            "        condition: service_healthy', path.read_text()))\n"
+                            "%cd -q {SHOP_DIR}\n%docker compose down\n%docker compose up -d",
+        "exercise-limits": "path = SHOP_DIR / 'compose.yaml'\n"
+                           "path.write_text(path.read_text().replace('  web:\\n', '  web:\\n    deploy:\\n"
+                           "      resources:\\n        limits: {memory: 32M, cpus: \"0.25\"}\\n', 1))\n"
+                           "%cd -q {SHOP_DIR}\n%docker compose up -d",
     },
     "06-security": {
         "exercise": "%docker run -d --name my-hardened --user 1000:1000 --cap-drop ALL --read-only"
