@@ -83,6 +83,8 @@ SOLUTIONS = {
         "exercise": 'lesson.build(fileobj=io.BytesIO(b"FROM busybox\\nARG VERSION=1.0\\nENV APP_VERSION=$VERSION\\n"'
                     ' b"CMD [\\"sh\\", \\"-c\\", \\"echo version $APP_VERSION\\"]\\n"),'
                     ' tag=lesson.name("my-versioned"), buildargs={"VERSION": "2.5"})',
+        "exercise-checked": 'lesson.build(fileobj=io.BytesIO(b"FROM busybox AS base\\nENV GREETING=hello\\n"'
+                            ' b"CMD [\\"sh\\", \\"-c\\", \\"echo $GREETING\\"]\\n"), tag=lesson.name("my-checked"))',
     },
     "09-multi-stage": {
         "exercise": 'write_source("flask", {"app.py": APP + """\n@app.get("/about")\ndef about():\n'
@@ -144,6 +146,10 @@ CLI_SOLUTIONS = {
                     "(context / 'Dockerfile').write_text('FROM busybox\\nARG VERSION=1.0\\n'\n"
                     "    'ENV APP_VERSION=$VERSION\\nCMD [\"sh\", \"-c\", \"echo version $APP_VERSION\"]\\n')\n"
                     "%cd {context}\n%docker build --build-arg VERSION=2.5 -t my-versioned .\n%cd -",
+        "exercise-checked": "%mkdir -p my-checked\n"
+                            "Path('my-checked/Dockerfile').write_text('FROM busybox AS base\\nENV GREETING=hello\\n'\n"
+                            "    'CMD [\"sh\", \"-c\", \"echo $GREETING\"]\\n')\n"
+                            "%docker build -t my-checked my-checked",
     },
     "10-registry": {
         "exercise": "%%docker\ntag my-app:1.1 localhost:5000/team/my-app:stable\n"
