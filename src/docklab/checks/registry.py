@@ -225,9 +225,10 @@ def _verdict_record(result, registry: str) -> tuple[Verdict, str, str]:
                       "own)."), reference, digest
     if not _DIGEST.match(digest):
         return failed(f"publish() recorded the digest {digest!r}: a digest looks like sha256: "
-                      "and 64 hex digits. The push reports it (the last status of "
-                      "client.images.push(..., stream=True, decode=True) has aux.Digest), and "
-                      "client.images.get_registry_data(reference).id asks the registry for it."),\
+                      "and 64 hex digits. client.images.get_registry_data(reference).id asks the "
+                      "registry for it, on every engine (the push's own report differs: aux.Digest "
+                      "with the classic image store, a 'TAG: digest: sha256:...' status line with "
+                      "the containerd store)."),\
             reference, digest
     return passed(f"publish() returned {reference} and {digest[:19]}..."), reference, digest
 
