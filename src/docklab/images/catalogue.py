@@ -294,6 +294,14 @@ CATALOGUE: tuple[CourseImage, ...] = (
         pullable=False,
     ),
     CourseImage(
+        name="docklab/docker-cli",
+        description="The docker CLI (Debian sid's docker-cli) on debian:12, run as uid 1000.",
+        used_for="grading: the orchestration lab's `docker stack deploy` runs in it, inside the "
+                 "engine that grades it, with none of the grading host's environment or files",
+        recipe=RECIPES_DIR / "docker-cli",
+        pullable=False,
+    ),
+    CourseImage(
         name="docklab/sealed-engine",
         description="A rootless Docker Engine in a container: one per graded submission.",
         used_for="grading: each submission is built and run on an engine that cannot reach the "
