@@ -5,7 +5,8 @@ Each engine is a course engine started beside the host's (docklab.engines, Docke
 from Debian's packages) with the course images loaded into it; each notebook runs on it as the
 notebooks tier runs it on the host engine (tests/notebooks/course.py): as shipped (every self-check
 "Not yet"), and solved through the SDK or through ``%docker`` cells (every self-check "Well
-done"), nothing labelled with the lesson left on that engine (:data:`MATRIX` says which runs). The host engine (20.10 on Debian 12)
+done"), nothing labelled with the lesson left on that engine (:data:`MATRIX` says which runs);
+and each lab's notebook, solved and as released (tests/labs/test_lab_notebooks.py). The host engine (20.10 on Debian 12)
 runs the whole suite; this tier adds the notebooks on the others.
 
 ``make test-engines`` runs it (``.ci/run`` runs it after ``make test``; ``make test`` leaves it out
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.engines.conftest import MATRIX, OWNER
+from tests.labs.test_lab_notebooks import LABS, RUNS
 from tests.notebooks.course import (
     CLI_SOLUTIONS,
     NOT_YET,
@@ -58,3 +60,13 @@ def test_notebook_on_engine(started_engines, name: str, path: Path, variant: str
     nb = execute(path, solutions(path.stem), attempt, docker_host=engine.docker_host,
                  learner=f"{OWNER}-{name}")
     expect_verdicts(nb, path, attempt, expected)
+
+
+@pytest.mark.parametrize(("name", "lab", "edition"), [
+    pytest.param(name, lab, edition, id=f"{name}:lab-{lab}:{edition}")
+    for name in MATRIX for lab in LABS for edition in RUNS])
+def test_lab_on_engine(started_engines, name: str, lab: str, edition: str, tmp_path: Path):
+    """Each lab's notebook, solved and as released, as a learner on that engine runs it
+    (tests/labs/test_lab_notebooks.py says what each run must show)."""
+    engine = started_engines(name)
+    RUNS[edition](lab, tmp_path, docker_host=engine.docker_host, learner=f"{OWNER}-{name}")

@@ -252,13 +252,16 @@ def verdicts(nb) -> dict[str, str]:
 
 
 def execute(path: Path, solutions: dict[str, str], attempt: str, *,
-            docker_host: str | None = None, learner: str | None = None):
+            docker_host: str | None = None, learner: str | None = None,
+            cwd: Path = NOTEBOOK_DIR, allow_errors: bool = False):
     """Run ``path`` top to bottom in a fresh kernel, exercises answered from ``solutions``; returns
     the executed notebook, or raises :class:`NotebookFailed` when a cell raised or something
     labelled with the lesson is left on the engine.
 
     ``docker_host`` runs it against another engine (the engine matrix, tests/engines) and
-    ``learner`` as another learner (the lessons keep files per learner on this machine).
+    ``learner`` as another learner (the lessons keep files per learner on this machine). A lab's
+    notebook runs in its own folder (``cwd``), and with ``allow_errors`` every cell runs and
+    keeps its error as output (an untouched lab's graded cells fail: tests/labs/test_lab_notebooks.py).
     """
     nb = prepared(path, solutions)
     env = None
@@ -271,7 +274,7 @@ def execute(path: Path, solutions: dict[str, str], attempt: str, *,
             env["DOCKLAB_LEARNER"] = learner
     km = KernelManager(kernel_name="python3", kernel_spec_manager=_ThisPython())
     client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT, startup_timeout=60,
-                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+                            allow_errors=allow_errors, resources={"metadata": {"path": str(cwd)}})
     try:
         client.execute(**({"env": env} if env else {}))  # stops at the first cell that raises
     except CellExecutionError as exc:
