@@ -9,7 +9,8 @@ A cell runs the ``docker`` command the learner would type in a terminal, against
 engine (``DOCKER_HOST`` as the SDK sees it), and streams its output into the cell as it comes. What
 it creates carries the course labels, as the SDK cells' resources do, so the lesson's cleanup and
 self-checks see it: ``--label`` is added to ``run``/``create``/``build``/``network create``/``volume
-create``, and ``docker compose up/create/run`` runs on the project as ``docker compose config``
+create``, ``docker stack deploy`` gets one more Compose file adding them to its services, networks
+and volumes, and ``docker compose up/create/run`` runs on the project as ``docker compose config``
 resolves it, with the labels added to every service, network and volume. A command that fails stops the cell with one line
 naming its exit status; ``docker run -it`` needs a terminal, and the message says where to find one.
 
@@ -198,6 +199,79 @@ def compose_with_labels(cli: str, words: list[str], lesson: str, cwd: Path,
         yield [*words[:first], "-f", str(resolved), *options, *words[command:]]
 
 
+# -- docker stack deploy -----------------------------------------------------------------------
+
+#: ``docker stack`` commands that create services (``up`` is deploy's alias).
+STACK_DEPLOY = {("stack", "deploy"), ("stack", "up")}
+
+
+def _stack_files(words: list[str]) -> tuple[list[str], int] | None:
+    """For ``stack deploy``: its ``-c``/``--compose-file`` values and the index right after the
+    last of them (where one more file goes last); None for any other command."""
+    start = _skip_options(words, GLOBAL_VALUE_OPTIONS)
+    if tuple(words[start:start + 2]) not in STACK_DEPLOY:
+        return None
+    files, end, i = [], None, start + 2
+    while i < len(words):
+        word = words[i]
+        if word in ("-c", "--compose-file") and i + 1 < len(words):
+            files += words[i + 1].split(",")
+            end, i = i + 2, i + 2
+            continue
+        for prefix in ("--compose-file=", "-c="):
+            if word.startswith(prefix):
+                files += word[len(prefix):].split(",")
+                end = i + 1
+        i += 1
+    return (files, end) if end is not None else None
+
+
+def stack_labels_file(models: list[dict], lesson: str) -> dict:
+    """One more Compose file for ``docker stack deploy``, merged last: the course labels on each
+    service of ``models`` (the stack's files as YAML reads them) under ``deploy: labels`` (the
+    service's, which the lesson's cleanup selects) and ``labels`` (its containers'), and on the
+    stack's networks (``default`` too) and volumes that it creates itself."""
+    plain, container = L.labels_for(lesson), L.labels_for(lesson, kind="container")
+    overlay: dict = {"services": {}, "networks": {"default": {"labels": plain}}}
+    for model in models:
+        if "version" in model and "version" not in overlay:
+            overlay["version"] = str(model["version"])  # the CLI merges files of one version only
+        for name in model.get("services") or {}:
+            overlay["services"][name] = {"labels": container, "deploy": {"labels": plain}}
+        for kind in ("networks", "volumes"):
+            for name, spec in (model.get(kind) or {}).items():
+                if not (isinstance(spec, dict) and spec.get("external")):
+                    overlay.setdefault(kind, {})[name] = {"labels": plain}
+    # The CLI interpolates this file too: a `$` in a label value stays a `$`.
+    return json.loads(json.dumps(overlay).replace("$", "$$"))
+
+
+@contextlib.contextmanager
+def stack_with_labels(words: list[str], lesson: str, cwd: Path) -> Iterator[list[str]]:
+    """``words`` (a ``stack deploy``) with one more ``-c`` file, last, that adds the course
+    labels (:func:`stack_labels_file`): ``docker stack deploy`` has no ``--label``, and merges
+    its files in order. A file the CLI will refuse (missing, not YAML, ``-`` for stdin) is left
+    for the CLI to report: the command then runs as typed."""
+    import yaml
+
+    found = _stack_files(words)
+    if found is None or "-" in found[0]:
+        yield list(words)
+        return
+    files, end = found
+    try:
+        models = [yaml.safe_load((cwd / Path(name).expanduser()).read_text()) for name in files]
+    except (OSError, yaml.YAMLError):
+        models = None
+    if not models or not all(isinstance(model, dict) for model in models):
+        yield list(words)
+        return
+    with tempfile.TemporaryDirectory(prefix="docklab-stack-") as folder:
+        labels = Path(folder) / "stack.labels.yaml"
+        labels.write_text(json.dumps(stack_labels_file(models, lesson)))
+        yield [*words[:end], "-c", str(labels), *words[end:]]
+
+
 # -- running a command, its output streamed -----------------------------------------------------
 
 def _stream(process: subprocess.Popen, write: Callable[[str], object]) -> str:
@@ -228,13 +302,15 @@ def labelled_command(cli: str, words: list[str], lesson, cwd: Path,
                      env: dict) -> Iterator[list[str]]:
     """``words`` made ready to run for ``lesson``, in a cell or in the terminal: the Compose
     plugin linked, the lesson's leftover of a ``--name``d container replaced, the course labels
-    added (for compose, the labelled model's file exists until the block ends)."""
+    added (for compose and ``stack deploy``, the file with the labels exists until the block
+    ends)."""
     _ensure_compose_plugin(words)
     name = container_name(words)
     if name:
         # Running it again must not fail with "name already in use" (as the SDK cells).
         lesson._remove_stale_container(name)
-    with compose_with_labels(cli, with_labels(words, lesson.id), lesson.id, cwd, env) as argv:
+    with compose_with_labels(cli, with_labels(words, lesson.id), lesson.id, cwd, env) as argv, \
+            stack_with_labels(argv, lesson.id, cwd) as argv:
         yield argv
 
 
@@ -324,7 +400,7 @@ def main(argv: list[str]) -> int:
     cli = docker_cli()
     words = argv[1:] if argv[:1] == ["--"] else list(argv)
     with labelled_command(cli, words, lesson, Path.cwd(), dict(os.environ)) as full:
-        if _compose_parts(words) is None:
+        if _compose_parts(words) is None and _stack_files(words) is None:
             os.execv(cli, [cli, *full])  # the real CLI takes over this process and its terminal
-        # Compose reads the labelled model's file while it runs: keep it until it is done.
+        # Compose (or stack deploy) reads the labels' file while it runs: keep it until it is done.
         return subprocess.call([cli, *full])

@@ -1,7 +1,14 @@
 """docklab.docker_cells without an engine: where the labels go, a %%docker cell's commands, the
-Compose file that labels a project, and the one-line message when the CLI is missing."""
+Compose file that labels a project, the one more file that labels a stack (read by the real CLI's
+``docker stack config``, which needs no engine), and the one-line message when the CLI is missing."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
+import yaml
 
 from docklab import docker_cells as D
 from docklab import labels as L
@@ -88,3 +95,87 @@ def test_no_docker_cli_is_one_line_saying_how_to_get_it(monkeypatch):
         D.run_command("ps", lesson=None)
     (line,) = err.value._render_traceback_()
     assert "`docker` command is not installed" in line and "make lab" in line
+
+
+# -- docker stack deploy: the labels come in one more Compose file --------------------------------
+
+STACK = """\
+version: "3.8"
+x-team: &team
+  team: shop
+services:
+  web:
+    image: busybox
+    environment:
+      VERSION: ${VERSION:-1}
+    deploy:
+      replicas: 3
+      labels: *team
+    networks: [front, outside]
+  worker:
+    image: busybox
+    volumes: [data:/data]
+networks:
+  front: {}
+  outside:
+    external: true
+volumes:
+  data: {}
+"""
+
+
+@pytest.mark.parametrize(("line", "files", "at"), [
+    ("stack deploy -c stack.yaml lab", ["stack.yaml"], 4),
+    ("stack up --compose-file a.yaml -c b.yaml --prune lab", ["a.yaml", "b.yaml"], 6),
+    ("-H unix:///x.sock stack deploy --compose-file=a.yaml,b.yaml lab", ["a.yaml", "b.yaml"], 5),
+])
+def test_stack_deploy_files_are_read_and_the_labels_file_goes_last(line, files, at):
+    assert D._stack_files(W(line)) == (files, at)
+
+
+@pytest.mark.parametrize("line", ["stack ls", "stack rm lab", "stack ps lab", "run busybox",
+                                  "stack deploy lab"])
+def test_other_stack_commands_have_no_files_to_label(line):
+    assert D._stack_files(W(line)) is None
+
+
+def test_the_stack_labels_file_labels_services_containers_and_what_the_stack_creates():
+    overlay = D.stack_labels_file([yaml.safe_load(STACK)], LESSON)
+    plain, container = L.labels_for(LESSON), L.labels_for(LESSON, kind="container")
+    assert overlay["version"] == "3.8"  # the CLI merges files of one version only
+    assert overlay["services"] == {
+        name: {"labels": container, "deploy": {"labels": plain}} for name in ("web", "worker")}
+    # The stack's own networks (default too) and volumes; never an external one.
+    assert overlay["networks"] == {"default": {"labels": plain}, "front": {"labels": plain}}
+    assert overlay["volumes"] == {"data": {"labels": plain}}
+
+
+def test_stack_deploy_runs_with_the_labels_file_and_it_is_gone_afterwards(tmp_path):
+    (tmp_path / "stack.yaml").write_text(STACK)
+    words = W("stack deploy -c stack.yaml --prune lab")
+    with D.stack_with_labels(words, LESSON, tmp_path) as argv:
+        assert argv[:4] == words[:4] and argv[-2:] == ["--prune", "lab"]
+        assert argv[4] == "-c"
+        labels_file = argv[5]
+        assert json.loads(Path(labels_file).read_text()) == \
+            D.stack_labels_file([yaml.safe_load(STACK)], LESSON)
+    assert not Path(labels_file).exists()
+    # A missing file, or stdin, is left for the CLI to report: the command runs as typed.
+    for line in ("stack deploy -c missing.yaml lab", "stack deploy -c - lab"):
+        with D.stack_with_labels(W(line), LESSON, tmp_path) as argv:
+            assert argv == W(line)
+
+
+def test_the_docker_cli_merges_the_labels_into_the_stack_as_typed(tmp_path):
+    """The real CLI's reading of the two files (``docker stack config`` needs no engine): the
+    learner's own labels and interpolation are kept, the course's are added."""
+    (tmp_path / "stack.yaml").write_text(STACK)
+    with D.stack_with_labels(W("stack deploy -c stack.yaml lab"), LESSON, tmp_path) as argv:
+        config = subprocess.run([D.docker_cli(), "stack", "config", *argv[2:-1]], cwd=tmp_path,
+                                capture_output=True, text=True, check=True,
+                                env={"VERSION": "2", "PATH": os.environ["PATH"]})
+    services = yaml.safe_load(config.stdout)["services"]
+    assert services["web"]["deploy"]["labels"] == {"team": "shop", **L.labels_for(LESSON)}
+    assert services["web"]["labels"] == L.labels_for(LESSON, kind="container")
+    assert services["web"]["environment"] == {"VERSION": "2"}
+    assert services["worker"]["deploy"]["labels"] == L.labels_for(LESSON)
