@@ -13,6 +13,8 @@ create``, ``docker stack deploy`` gets one more Compose file adding them to its 
 and volumes, and ``docker compose up/create/run`` runs on the project as ``docker compose config``
 resolves it, with the labels added to every service, network and volume. A command that fails stops the cell with one line
 naming its exit status; ``docker run -it`` needs a terminal, and the message says where to find one.
+A line may end in ``< FILE``, as in a shell, to give the command that file as its input
+(``%docker login … --password-stdin < password.txt``, ``%docker load < app.tar``).
 
 In JupyterLab's terminal the same labels come from ``docklab docker …`` (``alias docker='docklab
 docker'``; see :func:`main`).
@@ -58,21 +60,26 @@ TERMINAL_HINT = ("`-it` (and `exec -it`) need a terminal: open File › New › 
                  "and run it there (`alias docker='docklab docker'` first adds the course labels).")
 
 
-class DockerCommandFailed(DocklabError):
+class _OneLine(DocklabError):
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: the command's own output says what went wrong.
+        return [f"⛔ {self}"]
+
+
+class DockerCommandFailed(_OneLine):
     """A ``docker`` command in a cell exited with a non-zero status."""
 
     def __init__(self, command: str, status: int, hint: str = ""):
         super().__init__(f"`{command}` failed (exit status {status}).", hint)
         self.status = status
 
-    def _render_traceback_(self) -> list[str]:
-        # IPython shows this instead of a traceback: the command's own output says what went wrong.
-        return [f"⛔ {self}"]
+
+class DockerCliMissing(_OneLine):
+    pass
 
 
-class DockerCliMissing(DocklabError):
-    def _render_traceback_(self) -> list[str]:
-        return [f"⛔ {self}"]
+class InputFileMissing(_OneLine):
+    """The file after ``<`` in a cell's command does not exist."""
 
 
 def docker_cli() -> str:
@@ -127,6 +134,16 @@ def container_name(words: list[str]) -> str | None:
         if word.startswith("--name="):
             return word.split("=", 1)[1]
     return None
+
+
+def input_file(words: list[str]) -> tuple[list[str], str | None]:
+    """``words`` without a trailing ``< FILE`` (or ``<FILE``), and that file's name: what a shell
+    would hand the command as its standard input. Only at the end of the line, as learners write it."""
+    if len(words) >= 3 and words[-2] == "<":
+        return words[:-2], words[-1]
+    if len(words) >= 2 and words[-1].startswith("<") and len(words[-1]) > 1:
+        return words[:-1], words[-1][1:]
+    return list(words), None
 
 
 # -- docker compose -----------------------------------------------------------------------------
@@ -325,9 +342,19 @@ def run_command(line: str, lesson, *, cwd: Path | None = None,
     if not words:
         return 0
     cwd = Path(cwd or os.getcwd())
+    words, source = input_file(words)
+    stdin = subprocess.DEVNULL
+    if source is not None:
+        path = cwd / Path(source).expanduser()
+        if not path.is_file():
+            raise InputFileMissing(f"`< {source}`: there is no file {path}.",
+                                   "Write it first, or give its full path.")
+        stdin = path.open("rb")
     env = dict(os.environ)
-    with labelled_command(cli, words, lesson, cwd, env) as argv:
-        process = subprocess.Popen([cli, *argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+    with labelled_command(cli, words, lesson, cwd, env) as argv, contextlib.ExitStack() as stack:
+        if source is not None:
+            stack.enter_context(stdin)
+        process = subprocess.Popen([cli, *argv], cwd=cwd, env=env, stdin=stdin,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             tail = _stream(process, write)

@@ -132,6 +132,18 @@ def test_a_failing_command_stops_the_cell_with_one_line(learner_env, tmp_path):
     assert "exit status 1" in error.traceback[0] and "never" not in _text(cell)
 
 
+def test_a_file_after_less_than_is_the_commands_input(learner_env, tmp_path):
+    """`< FILE` as in a shell (`docker login --password-stdin < password.txt`): the command reads
+    the file; a missing file stops the cell with one line before docker runs."""
+    (tmp_path / "input.txt").write_text("read from the file\n")
+    nb = _run(["%docker run -i --rm busybox cat < input.txt",
+               "%docker run -i --rm busybox cat < absent.txt"], tmp_path)
+    read, missing = nb.cells[1], nb.cells[2]
+    assert not _errors(read) and "read from the file" in _text(read)
+    (error,) = _errors(missing)
+    assert error.traceback[0].startswith("⛔ `< absent.txt`: there is no file")
+
+
 def test_output_streams_into_the_cell_while_the_command_runs(learner_env):
     seen: list[tuple[float, str]] = []
     started = time.monotonic()

@@ -179,3 +179,18 @@ def test_the_docker_cli_merges_the_labels_into_the_stack_as_typed(tmp_path):
     assert services["web"]["labels"] == L.labels_for(LESSON, kind="container")
     assert services["web"]["environment"] == {"VERSION": "2"}
     assert services["worker"]["deploy"]["labels"] == L.labels_for(LESSON)
+
+
+@pytest.mark.parametrize(("line", "words", "source"), [
+    ("login localhost:5443 -u student --password-stdin < password.txt",
+     "login localhost:5443 -u student --password-stdin", "password.txt"),
+    ("load <app.tar", "load", "app.tar"),
+    ("load < '/tmp/my app.tar'", "load", "/tmp/my app.tar"),
+    ("ps -a", "ps -a", None),
+    ("< only.txt", "< only.txt", None),  # no command before it: left to docker to refuse
+    ("run --rm busybox echo <", "run --rm busybox echo <", None),
+])
+def test_a_trailing_less_than_names_the_commands_input(line, words, source):
+    import shlex
+
+    assert D.input_file(shlex.split(line)) == (shlex.split(words), source)
