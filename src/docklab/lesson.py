@@ -22,6 +22,14 @@ from docklab.engine import connect
 from docklab.errors import DocklabError, EngineError, ImageError
 
 
+class ScriptRefused(DocklabError):
+    """A script of docker commands that :meth:`Lesson.run_script` does not run, and why."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: the message names the line to fix.
+        return [f"⛔ {self}"]
+
+
 class Lesson:
     """Creates labelled resources for one lesson and removes them again."""
 
@@ -143,6 +151,31 @@ class Lesson:
                 "Run `docklab images prepare` in a terminal (or `make lab`): it pulls the course "
                 "images, or builds them from Debian packages where Docker Hub cannot be reached.",
             )
+
+    def run_script(self, path: str = "run.sh") -> None:
+        """Run a script of ``docker`` commands in the notebook, one ``%docker`` command a line
+        (course labels on what they create), as ``sh run.sh`` would, stopping at the first that
+        fails. The script is read as the labs' grading reads it (:mod:`docklab.checks.commands`):
+        no shell, only ``docker volume create``, ``docker network create`` and ``docker run``
+        lines; anything else stops it before any command runs, naming the line.
+        """
+        from pathlib import Path
+
+        from docklab.checks.commands import read_script
+
+        text = Path(path).read_text()
+        if "raise NotImplementedError" in text:
+            raise ScriptRefused(f"{path} still holds the placeholder "
+                                "`raise NotImplementedError()`.",
+                                "Write your docker commands in its %%writefile cell, run "
+                                "that cell, then this one.")
+        script = read_script(text)
+        if script.refused:
+            raise ScriptRefused(f"{path} was not run: " + " ".join(script.refused),
+                                "Fix those lines, run the %%writefile cell again, then this one.")
+        for command in script.commands:
+            print(f"$ {command.text}")
+            docker_cells.run_command(command.text, self)
 
     def cleanup(self) -> L.Removed:
         """Remove everything this learner made in this lesson (any session)."""

@@ -105,48 +105,15 @@ def compose_text(answer) -> tuple[str | None, str]:
                   "compose.yaml cell, which writes it next to the notebook.")
 
 
-class _ComposeTool:
-    """A container of ``docklab/compose`` on the judged engine; ``docker compose`` runs in it.
-
-    Each command is a ``docker exec`` of the binary (under busybox's ``timeout``) in /tmp, its
-    files written there first. Its environment is the container's: HOME=/tmp, PATH, HOSTNAME.
-    """
+class _ComposeTool(inside.ToolContainer):
+    """A container of ``docklab/compose`` on the judged engine; ``docker compose`` runs in it
+    (:class:`~docklab.checks.inside.ToolContainer`: no shell, a time bound, /tmp only)."""
 
     def __init__(self, sandbox: Sandbox):
-        self.sandbox = sandbox
-        self.container = None
-
-    def __enter__(self) -> _ComposeTool:  # noqa: PYI034
-        client = self.sandbox.client
-        image = self.sandbox.reference(COMPOSE_IMAGE).id
-        self.container = client.containers.create(
-            image, ["3600"], entrypoint=["sleep"], **inside.tool_options(self.sandbox))
-        self.container.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.container is not None:
-            self.sandbox.remove_container(self.container.id)
-            self.container = None
-
-    def write(self, name: str, text: str) -> bool:
-        result = self.container.exec_run(
-            ["sh", "-c", 'printf "%s" "$DOCKLAB_FILE" > "$1"', "sh", f"/tmp/{name}"],
-            environment={"DOCKLAB_FILE": text})
-        return result.exit_code == 0
+        super().__init__(sandbox, COMPOSE_IMAGE)
 
     def run(self, args: list[str], timeout: float) -> subprocess.CompletedProcess:
-        argv = ["timeout", str(int(timeout)), "docker-compose", *args]
-        started = time.monotonic()
-        try:
-            result = self.container.exec_run(argv, workdir="/tmp", demux=True)
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            return subprocess.CompletedProcess(argv, 125, "", f"docker compose did not run: {exc}")
-        out, err = (part.decode("utf-8", "replace") if part else "" for part in result.output)
-        code = result.exit_code
-        if code in (124, 143) and time.monotonic() - started >= timeout - 1:
-            err = f"{err}\ntimed out after {timeout:.0f} s".lstrip()
-        return subprocess.CompletedProcess(argv, code, out, err)
+        return super().run(["docker-compose", *args], timeout)
 
 
 def _problems(config: dict) -> list[str]:

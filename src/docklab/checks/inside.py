@@ -22,7 +22,12 @@ no-new-privileges -v <engine socket>:/var/run/docker.sock docklab/compose ...``.
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from urllib.parse import urlparse
+
+import docker.errors
+import requests.exceptions
 
 #: Where a sealed engine's API socket is, in that engine's own mount namespace (its inner
 #: containers can bind-mount it): see docklab.grading.sealed.
@@ -76,3 +81,55 @@ def tool_options(sandbox, *, environment: dict[str, str] | None = None,
     else:
         options["network_disabled"] = True
     return options
+
+
+class ToolContainer:
+    """A container of a course tool image on the judged engine (see above); programs run in it
+    with ``docker exec``, each under a time bound.
+
+        with ToolContainer(sandbox, "docklab/docker-cli") as tool:
+            tool.run(["docker", "volume", "ls"], timeout=30)
+
+    Its environment is the container's own (HOME=/tmp, PATH, HOSTNAME), never the grading host's;
+    files a program needs are written to /tmp first (:meth:`write`).
+    """
+
+    def __init__(self, sandbox, image: str):
+        self.sandbox = sandbox
+        self.image = image
+        self.container = None
+
+    def __enter__(self) -> ToolContainer:  # noqa: PYI034
+        client = self.sandbox.client
+        image = self.sandbox.reference(self.image).id
+        self.container = client.containers.create(
+            image, ["3600"], entrypoint=["sleep"], **tool_options(self.sandbox))
+        self.container.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.container is not None:
+            self.sandbox.remove_container(self.container.id)
+            self.container = None
+
+    def write(self, name: str, text: str) -> bool:
+        """Write ``text`` to /tmp/``name`` in the container (the root filesystem is read-only)."""
+        result = self.container.exec_run(
+            ["sh", "-c", 'printf "%s" "$DOCKLAB_FILE" > "$1"', "sh", f"/tmp/{name}"],
+            environment={"DOCKLAB_FILE": text})
+        return result.exit_code == 0
+
+    def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+        """``argv`` (no shell) in /tmp, killed after ``timeout`` seconds → its exit status and
+        output (124 or 143 and "timed out" when it was killed)."""
+        command = ["timeout", str(int(timeout)), *argv]
+        started = time.monotonic()
+        try:
+            result = self.container.exec_run(command, workdir="/tmp", demux=True)
+        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
+            return subprocess.CompletedProcess(argv, 125, "", f"{argv[0]} did not run: {exc}")
+        out, err = (part.decode("utf-8", "replace") if part else "" for part in result.output)
+        code = result.exit_code
+        if code in (124, 143) and time.monotonic() - started >= timeout - 1:
+            err = f"{err}\ntimed out after {timeout:.0f} s".lstrip()
+        return subprocess.CompletedProcess(argv, code, out, err)

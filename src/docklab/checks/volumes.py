@@ -2,39 +2,46 @@
 
 The lab hands out a tiny notes app (``notes.sh``, built by ``app.Dockerfile`` FROM busybox, which
 declares ``VOLUME /data``). It keeps its notes in ``/data/notes/`` and counts its starts in
-``/data/starts``. The learner writes the **run configuration** for it, the keyword arguments of
-the SDK's ``containers.run`` (what ``docker run`` options would say):
+``/data/starts``. The learner builds it (``docker build -f app.Dockerfile -t notes .``) and writes
+the **commands that run it**, ``run.sh`` (the notebook's ``%%writefile run.sh`` cell):
 
-    RUN = {"image": "notes", "name": "notes", "volumes": ["notes-data:/data"]}
+    docker volume create notes-data
+    docker run -d --name notes -v notes-data:/data notes
 
-``volumes`` takes ``docker run -v`` strings (``name:/path[:ro]``; a ``/host/path`` or ``./path``
-source is a bind mount, a lone ``/path`` an anonymous volume) or the SDK's dict form
-(``{"notes-data": {"bind": "/data", "mode": "rw"}}``); ``mounts`` takes ``--mount`` strings
-(``type=volume,source=notes-data,target=/data``) or dicts with type, source and target.
+``-v`` takes ``name:/path[:ro]`` (a ``/host/path`` or ``./path`` source is a bind mount, a lone
+``/path`` an anonymous volume), ``--mount`` takes ``type=volume,source=notes-data,target=/data``
+(``src``/``dst`` too), ``--tmpfs /path`` a tmpfs.
 
-**The answer path** (``docklab check volumes <path>``) is a folder holding ``run.json`` (that dict
-as JSON; the notebook's ``volumes.record_run(RUN)`` cell writes it), or the lab notebook, whose
-``RUN = {...}`` cell is read as a literal (never executed).
+**The answer path** (``docklab check volumes <path>``) is a folder holding ``run.sh``, or the lab
+notebook, whose last ``%%writefile run.sh`` cell is the script.
 
-How it is judged, on the engine: the app's image is built from the lab's files; every named
-volume of the configuration is created under a name of the grading run's own (labelled, so the
-learner's real volumes are never touched); a container is run with the configuration's mounts, a
-note is added with ``docker exec``, the container is stopped and removed with ``docker rm -v``;
-a second container is run with the same configuration and asked for its notes; its mounts are
-read from ``docker inspect``; when both are gone, a helper container looks into the volume
-itself. Bind mounts are never mounted while grading: a configuration is untrusted, and a host
-folder is not what this lab asks for. The graded tests' hidden test (:func:`all_data_kept`) is
-judged from the start count the second container printed.
+The script is data (:mod:`docklab.checks.commands`): it never reaches a shell. Only blank lines,
+comments, ``\\`` continuations and ``docker volume create`` / ``docker network create`` /
+``docker run`` lines are accepted; anything else (another program, ``;``, ``$(...)``, ``-H``
+before the command ...) refuses the whole script, naming the line, and nothing of it runs. Of the
+accepted commands, grading runs what the lab is about and leaves out the rest, saying so in
+``config_valid``: ``docker run`` of the lab's app ``notes`` with ``-v``/``--mount``/``--tmpfs``
+(plus harmless ``-d``, ``--name``, ``--rm``, ``-e``, ``--read-only``, ``-it``, ``--restart``,
+``--label``); no bind mount (a host folder, ``-v /:/host``), no privileges, no host namespaces,
+no other image, no volume driver options (``-o type=none,o=bind`` is a bind mount too).
+
+How it is judged, on the engine: the app's image is built from the lab's files; the script's
+commands run with the real docker CLI (the course image ``docklab/docker-cli``, in a container on
+the engine being judged, with that engine's socket only), rewritten: names of the grading run's
+own (``docklab-grade-<run>-notes-data``: the learner's own volumes are never touched), the course
+labels, limits (memory, pids, CPU, no capabilities, no network), the app by the ID of the image
+just built. A note is added in the app's container with ``docker exec``, every container of the
+script is removed with ``docker rm -f -v``, the script runs again, and the new container is asked
+for its notes; its mounts are read from ``docker inspect``; when both are gone, a helper container
+looks into the volume itself. The graded tests' hidden test (:func:`all_data_kept`) is judged from
+the start count the second container printed.
 
 **Graded on a sealed engine** (:mod:`docklab.grading`): the judge talks only to the engine it is
-given, so when a submission is graded, the app is built, its volumes created and its containers
-run in the submission's own rootless engine, never on the grading host; the configuration itself
-is only ever read as data. busybox is the one course image it uses: the app's recipe and the
-helper that looks into the volume use it by the ID the grader loaded (``FROM <id>``). A rootless
-engine on a cgroup v1 host has no cgroup controllers of its own (``CgroupDriver: none``), so the
-memory, pids and CPU limits given to each container are not enforced there: the sealed engine as
-a whole is bounded instead. Named volumes, ``docker rm -v`` and the image's ``VOLUME`` behave there
-as on any engine (the volumes live on the sealed engine's own data root, a tmpfs).
+given, so when a submission is graded, the app is built and the script's commands run in the
+submission's own rootless engine, never on the grading host. busybox and docklab/docker-cli are
+used by the IDs the grader loaded. A rootless engine on a cgroup v1 host has no cgroup controllers
+of its own (``CgroupDriver: none``), so the memory, pids and CPU limits given to each container
+are not enforced there: the sealed engine as a whole is bounded instead.
 
     from docklab.checks import volumes
     volumes.grade(".")
@@ -45,7 +52,6 @@ Equivalent CLI: ``docklab check volumes <folder or notebook> [--json]``.
 from __future__ import annotations
 
 import io
-import json
 import os
 import random
 import re
@@ -58,14 +64,16 @@ import docker.errors
 import requests.exceptions
 from docker.types import Mount
 
+from docklab.checks import commands as cmd
+from docklab.checks.answer import PLACEHOLDER, writefile_cell
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
-from docklab.checks.recorded import notebook_literals
+from docklab.checks.inside import ToolContainer
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
 
 BASE_IMAGE = "busybox"
 APP_FILES = ("notes.sh", "app.Dockerfile")
-RUN_FILE = "run.json"
+SCRIPT = "run.sh"
 IMAGE_NAMES = ("notes", "notes:latest")
 DATA = "/data"
 NOTES = "/data/notes/notes.txt"
@@ -73,7 +81,11 @@ READY = "ready:"
 #: How long the app may take to say it is ready: generous, since a grading host may be busy (a
 #: right answer is ready in under a second; only one that never gets ready waits this long).
 READY_WITHIN_SECONDS = 30.0
-KEYS = {"image", "name", "volumes", "mounts", "detach"}
+#: ``docker run`` options grading keeps for the app (beside ``--name``, which it renames).
+KEPT = {"--volume", "--mount", "--tmpfs", "--rm", "--env", "--read-only"}
+#: Options that change nothing grading looks at: dropped without a word (grading runs the app
+#: detached, with no terminal, labels and a restart policy of its own).
+DROPPED = {"--detach", "--interactive", "--tty", "--restart", "--label", "--name"}
 LESSON = "03-volumes"
 TOPICS = {
     "config_valid": "docker run -v and --mount",
@@ -81,14 +93,14 @@ TOPICS = {
     "data_survives": "named volumes: data that outlives a container",
     "volume_outlives_containers": "named volumes, and what docker rm -v removes",
 }
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _ANONYMOUS = re.compile(r"^[0-9a-f]{64}$")
+_CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$", re.MULTILINE)
 _STARTS = re.compile(r"started (\d+) time")
 _FROM_BASE = re.compile(rf"^FROM\s+{BASE_IMAGE}(?::latest)?\s*$", re.MULTILINE | re.IGNORECASE)
 
 CRITERIA = [
-    Criterion("config_valid", 1, "RUN is a run configuration of the lab's notes image",
-              needs_image=False),
+    Criterion("config_valid", 1, "run.sh runs the lab's notes image with docker commands "
+              "grading runs as written", needs_image=False),
     Criterion("named_volume", 2, f"the app's {DATA} is a named volume (not anonymous, not a bind "
               "mount)"),
     Criterion("data_survives", 3, "a note added in one container is there in the next one"),
@@ -97,7 +109,7 @@ CRITERIA = [
 ]
 
 
-# -- the configuration --------------------------------------------------------------------------
+# -- the script ---------------------------------------------------------------------------------
 
 @dataclass
 class MountSpec:
@@ -110,31 +122,28 @@ class MountSpec:
 
 @dataclass
 class RunSpec:
+    """The app's ``docker run`` as the learner wrote it, and the commands grading runs."""
+
     image: str = ""
     mounts: list[MountSpec] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: The script's commands as grading runs them (docker argv, without ``docker``).
+    argvs: list[list[str]] = field(default_factory=list)
+    #: Index in ``argvs`` of the app's ``docker run`` (the first one of notes).
+    app: int | None = None
+    #: The app's container name as grading runs it ("" when the script gives none).
+    app_name: str = ""
 
 
-def record_run(run: dict, folder: str | os.PathLike = ".") -> Path:
-    """Write the run configuration next to the notebook (``run.json``), where grading reads it."""
-    path = Path(folder) / RUN_FILE
-    path.write_text(json.dumps(run, indent=2) + "\n")
-    return path
-
-
-def recorded_run(answer) -> tuple[dict | None, str]:
-    """The learner's configuration (a dict), or (None, why not)."""
+def script_text(answer) -> tuple[str | None, str]:
+    """The learner's run.sh, or (None, why not)."""
     if answer.kind == "notebook":
-        values, why = notebook_literals(Path(answer.source), ("RUN",))
-        return (values.get("RUN"), why) if values else (None, why)
-    data = answer.files.get(RUN_FILE)
+        return writefile_cell(Path(answer.source), SCRIPT)
+    data = answer.files.get(SCRIPT)
     if data is None:
-        return None, (f"There is no {RUN_FILE} in {answer.source}: run the notebook's cell "
-                      "volumes.record_run(RUN), which writes it.")
-    try:
-        return json.loads(data.decode("utf-8", "replace")), ""
-    except ValueError:
-        return None, f"{RUN_FILE} is not valid JSON."
+        return None, (f"There is no {SCRIPT} in {answer.source}: run the notebook's "
+                      f"%%writefile {SCRIPT} cell, which writes it next to the notebook.")
+    return data.decode("utf-8", "replace"), ""
 
 
 def _target(path) -> str:
@@ -144,70 +153,123 @@ def _target(path) -> str:
 def _from_v(text: str) -> MountSpec:
     parts = text.split(":")
     if len(parts) == 1:
-        return MountSpec("anonymous", "", _target(parts[0]), raw=text)
+        return MountSpec("anonymous", "", _target(parts[0]), raw=f"-v {text}")
     source, target, mode = parts[0], parts[1], (parts[2] if len(parts) > 2 else "rw")
     read_only = "ro" in mode.split(",")
     if source.startswith(("/", ".", "~")) or "/" in source:
-        return MountSpec("bind", source, _target(target), read_only, text)
-    return MountSpec("volume", source, _target(target), read_only, text)
+        return MountSpec("bind", source, _target(target), read_only, f"-v {text}")
+    return MountSpec("volume", source, _target(target), read_only, f"-v {text}")
 
 
-def _from_mount(item) -> MountSpec:
-    if isinstance(item, str):
-        fields = dict(part.split("=", 1) if "=" in part else (part, "true")
-                      for part in item.split(",") if part)
-    elif isinstance(item, dict):
-        fields = {str(k).lower(): v for k, v in item.items()}
-    else:
-        return MountSpec("unknown", "", "", raw=repr(item))
-    kind = str(fields.get("type", "volume")).lower()
-    source = str(fields.get("source") or fields.get("src") or "")
-    target = _target(fields.get("target") or fields.get("destination") or fields.get("dst") or "")
-    read_only = str(fields.get("read_only", fields.get("readonly", fields.get("ro", "false")))
-                    ).lower() in ("true", "1")
+def _mount_fields(text: str) -> dict[str, str]:
+    return dict((part.split("=", 1) if "=" in part else (part, "true"))
+                for part in text.split(",") if part)
+
+
+def _from_mount(text: str) -> MountSpec:
+    fields = {k.lower(): v for k, v in _mount_fields(text).items()}
+    kind = fields.get("type", "volume").lower()
+    source = fields.get("source") or fields.get("src") or ""
+    target = _target(fields.get("target") or fields.get("destination") or fields.get("dst")
+                     or "")
+    read_only = str(fields.get("readonly", fields.get("ro", "false"))).lower() in ("true", "1")
     if kind == "volume" and not source:
         kind = "anonymous"
-    return MountSpec(kind, source, target, read_only, repr(item))
+    return MountSpec(kind, source, target, read_only, f"--mount {text}")
 
 
-def parse_run(run) -> RunSpec:
-    """The configuration's image and mounts, with what is wrong with it."""
+def _mount_of(option: str, value: str) -> MountSpec:
+    if option == "--volume":
+        return _from_v(value)
+    if option == "--tmpfs":
+        return MountSpec("tmpfs", "", _target(value.split(":", 1)[0]), raw=f"--tmpfs {value}")
+    return _from_mount(value)
+
+
+def _graded_mount(rewrite: cmd.Rewrite, command: cmd.Command, option: str, value: str,
+                  spec: RunSpec) -> list[str]:
+    """One of the app's mounts as grading gives it (a named volume renamed), or [] when it is
+    left out (a bind mount, a volume with driver options)."""
+    mount = _mount_of(option, value)
+    if mount.kind not in ("volume", "anonymous", "bind", "tmpfs") or not mount.target:
+        rewrite.leave_out(command, f"`{mount.raw}`", "it does not say where to mount (an "
+                          "absolute path inside the container) or has an unknown type.")
+        return []
+    if mount.kind == "bind":
+        rewrite.leave_out(command, f"`{mount.raw}`", "it mounts a folder of the engine's host "
+                          "(a bind mount); grading never mounts host folders, and this lab "
+                          "keeps its data in a named volume.")
+        spec.mounts.append(mount)  # judged as what it is (see named_volume)
+        return []
+    if option == "--mount" and set(_mount_fields(value)) - {
+            "type", "source", "src", "target", "destination", "dst", "readonly", "ro"}:
+        rewrite.leave_out(command, f"`{mount.raw}`", "grading mounts only type, source, target "
+                          "and readonly (volume drivers and their options can mount host "
+                          "folders).")
+        return []
+    if mount.kind == "volume" and not cmd.valid_name(mount.source):
+        rewrite.leave_out(command, f"`{mount.raw}`", f"{mount.source!r} is not a valid volume "
+                          "name (letters, digits, _ . -).")
+        return []
+    spec.mounts.append(mount)
+    if mount.kind == "volume":
+        graded = rewrite.volume(mount.source)
+        if option == "--volume":
+            return ["--volume", f"{graded}:{mount.target}{':ro' if mount.read_only else ''}"]
+        return ["--mount", f"type=volume,source={graded},target={mount.target}"
+                + (",readonly" if mount.read_only else "")]
+    if mount.kind == "anonymous":
+        return ["--volume", mount.target] if option == "--volume" else \
+            ["--mount", f"type=volume,target={mount.target}"]
+    return ["--tmpfs", f"{mount.target}:size=16m"]
+
+
+def plan(script: cmd.Script, rewrite: cmd.Rewrite, app_image: str) -> RunSpec:
+    """The script as grading runs it: the app's ``docker run`` with its mounts renamed, the
+    volumes it creates, and what is left out (``rewrite.left_out``)."""
     spec = RunSpec()
-    if not isinstance(run, dict):
-        spec.problems.append("RUN should be a dict of docker run settings, not "
-                             f"{type(run).__name__}.")
-        return spec
-    unknown = sorted(set(map(str, run)) - KEYS)
-    if unknown:
-        spec.problems.append(f"RUN has keys this lab does not use: {', '.join(unknown)} (it "
-                             f"takes {', '.join(sorted(KEYS))}); grading leaves them out.")
-    spec.image = str(run.get("image") or "")
-    volumes = run.get("volumes") or []
-    if isinstance(volumes, str):
-        volumes = [volumes]
-    if isinstance(volumes, dict):
-        for source, bind in volumes.items():
-            bind = bind if isinstance(bind, dict) else {"bind": bind}
-            mode = str(bind.get("mode", "rw"))
-            spec.mounts.append(_from_v(f"{source}:{bind.get('bind', '')}:{mode}"))
-    elif isinstance(volumes, list):
-        spec.mounts += [_from_v(str(v)) for v in volumes]
-    else:
-        spec.problems.append("volumes should be a list of docker run -v strings.")
-    mounts = run.get("mounts") or []
-    spec.mounts += [_from_mount(m) for m in (mounts if isinstance(mounts, list) else [mounts])]
-    for mount in spec.mounts:
-        if mount.kind == "unknown" or not mount.target:
-            spec.problems.append(f"{mount.raw} does not say where to mount (an absolute path "
-                                 "inside the container).")
-        elif mount.kind not in ("volume", "anonymous", "bind", "tmpfs"):
-            spec.problems.append(f"{mount.raw}: unknown mount type {mount.kind!r}.")
-        elif mount.kind == "volume" and not _NAME.match(mount.source):
-            spec.problems.append(f"{mount.source!r} is not a valid volume name (letters, digits, "
-                                 "_ . -).")
-    spec.mounts = [m for m in spec.mounts if m.target and m.kind in
-                   ("volume", "anonymous", "bind", "tmpfs")
-                   and (m.kind != "volume" or _NAME.match(m.source))]
+    for command in script.commands:
+        if command.kind == "network create":
+            rewrite.leave_out(command, "the command", "this lab needs no network of its own.")
+            continue
+        if command.kind == "volume create":
+            argv = rewrite.create(command)
+            if argv is not None:
+                spec.argvs.append(argv)
+            continue
+        if command.image not in IMAGE_NAMES:
+            rewrite.leave_out(command, "the command", f"it runs {command.image!r}; grading runs "
+                              "only the lab's app, the image notes.")
+            continue
+        if spec.app is not None:
+            rewrite.leave_out(command, "the command", "the app runs once; grading runs the first "
+                              "docker run of notes only.")
+            continue
+        spec.image = command.image
+        argv = rewrite.run_head(command)
+        spec.app_name = rewrite.containers.get(command.name, "")
+        for option, value in command.options:
+            if option in DROPPED:
+                continue
+            if option in ("--volume", "--mount", "--tmpfs"):
+                argv += _graded_mount(rewrite, command, option, value or "", spec)
+            elif option in KEPT:
+                argv += [option] if value is None else [option, value]
+            else:
+                rewrite.leave_out(command, f"`{option}`", "this lab's app needs only -v, "
+                                  "--mount or --tmpfs (and -d, --name, --rm, -e); grading runs "
+                                  "no privileges, host namespaces or devices.")
+        spec.app = len(spec.argvs)
+        spec.argvs.append([*argv, app_image, *command.args])
+    # A volume that -v names is created by docker run when it does not exist yet, without
+    # labels: grading creates every one first, labelled (creating one that exists changes
+    # nothing), so cleanup finds it.
+    creates = [["volume", "create", *rewrite.labels(None), graded]
+               for graded in rewrite.volumes.values()]
+    spec.argvs[:0] = creates
+    if spec.app is not None:
+        spec.app += len(creates)
+    spec.problems = list(rewrite.left_out)
     return spec
 
 
@@ -242,7 +304,7 @@ def _app_context(lab: Lab, base_id: str) -> io.BytesIO:
 
 @dataclass
 class Generation:
-    """One container of the configuration: what it said and how its storage was mounted."""
+    """One run of the script: what the app said and how its storage was mounted."""
 
     error: str = ""
     logs: str = ""
@@ -253,79 +315,75 @@ class Generation:
     added: bool = False
     data_mount: dict | None = None
     mounts: list = field(default_factory=list)
+    commands: list = field(default_factory=list)
 
 
 class Runner:
-    """Runs containers of one configuration in a sandbox, its named volumes renamed for grading."""
+    """Runs the script's commands (as grading rewrote them) with the docker CLI in ``tool``."""
 
-    def __init__(self, sandbox: Sandbox, image_id: str, spec: RunSpec, helper_image: str):
+    def __init__(self, sandbox: Sandbox, tool: ToolContainer, spec: RunSpec, helper_image: str):
         self.sandbox = sandbox
-        self.image_id = image_id
+        self.tool = tool
         self.spec = spec
         self.helper_image = helper_image    # the course's busybox, by ID
-        self.volumes: dict[str, str] = {}   # the configuration's name → the graded volume
 
-    def create_volumes(self) -> None:
-        for mount in self.spec.mounts:
-            if mount.kind == "volume" and mount.source not in self.volumes:
-                name = f"docklab-grade-{self.sandbox.run_id}-{mount.source}"[:120]
-                self.sandbox.client.volumes.create(name=name,
-                                                   labels=self.sandbox.labels("volume"))
-                self.volumes[mount.source] = name
-
-    def mounts(self) -> list[Mount]:
-        result = []
-        for m in self.spec.mounts:
-            if m.kind == "volume":
-                result.append(Mount(m.target, self.volumes[m.source], type="volume",
-                                    read_only=m.read_only))
-            elif m.kind == "anonymous":
-                result.append(Mount(m.target, None, type="volume", read_only=m.read_only))
-            elif m.kind == "tmpfs":
-                result.append(Mount(m.target, None, type="tmpfs"))
-            # bind mounts are never mounted while grading
-        return result
+    def _app(self, done: list[dict]):
+        """The app's container: by its graded name, or by the ID its docker run printed."""
+        result = done[self.spec.app]
+        if result["status"] != 0:
+            return None, (result["stderr"].strip() or result["stdout"].strip())[-600:] or \
+                f"docker run exited with status {result['status']}"
+        ids = _CONTAINER_ID.findall(result["stdout"])
+        try:
+            return self.sandbox.client.containers.get(self.spec.app_name or ids[-1]), ""
+        except (docker.errors.NotFound, IndexError):
+            return None, "the app's container is gone (docker run --rm, and it stopped?)"
 
     def generation(self, note: str | None) -> Generation:
-        """``docker run -d`` the configuration, add ``note`` or list the notes, then
-        ``docker stop`` and ``docker rm -v``."""
+        """Run the script, add ``note`` or list the notes in the app's container, then
+        ``docker rm -f -v`` every container the script started."""
         seen = Generation()
-        client = self.sandbox.client
+        done = cmd.run_commands(self.tool, self.spec.argvs)
+        seen.commands = [{"argv": " ".join(d["argv"][:2]), "status": d["status"],
+                          "stderr": d["stderr"][-300:]} for d in done]
+        started_ids = [i for d in done if d["argv"][:1] == ["run"]
+                       for i in _CONTAINER_ID.findall(d["stdout"])]
         try:
-            app = client.containers.run(
-                self.image_id, detach=True, labels=self.sandbox.labels("container"),
-                network_mode="none", mounts=self.mounts(),
-                **self.sandbox.container_limits())
-        except docker.errors.APIError as exc:
-            seen.error = exc.explanation or str(exc)
-            return seen
-        try:
-            started = time.monotonic()
-            while time.monotonic() - started < READY_WITHIN_SECONDS:
-                app.reload()
-                seen.logs = _logs(app)
-                if READY in seen.logs or app.status != "running":
-                    break
-                time.sleep(0.2)
-            seen.ready = READY in seen.logs and app.status == "running"
-            match = _STARTS.search(seen.logs)
-            seen.starts = int(match.group(1)) if match else None
-            seen.mounts = app.attrs.get("Mounts") or []
-            seen.data_mount = _data_mount(seen.mounts)
-            if seen.ready:
-                if note is not None:
-                    result = app.exec_run(["sh", "/app/notes.sh", "add", note])
-                    seen.added = result.exit_code == 0
-                listed = app.exec_run(["sh", "/app/notes.sh", "list"])
-                seen.notes = listed.output[-16384:].decode("utf-8", "replace")
-                app.stop(timeout=3)
-            app.reload()
-            seen.exit_code = app.attrs.get("State", {}).get("ExitCode")
+            app, seen.error = self._app(done)
+            if app is not None:
+                self._watch(app, seen, note)
         except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
             seen.error = getattr(exc, "explanation", None) or str(exc)
         finally:
-            self.sandbox.remove_container(app.id)   # docker rm -f -v
+            for container_id in started_ids:
+                self.sandbox.remove_container(container_id)   # docker rm -f -v
         return seen
+
+    def _watch(self, app, seen: Generation, note: str | None) -> None:
+        started = time.monotonic()
+        while time.monotonic() - started < READY_WITHIN_SECONDS:
+            app.reload()
+            seen.logs = _logs(app)
+            if READY in seen.logs or app.status != "running":
+                break
+            time.sleep(0.2)
+        seen.ready = READY in seen.logs and app.status == "running"
+        match = _STARTS.search(seen.logs)
+        seen.starts = int(match.group(1)) if match else None
+        seen.mounts = app.attrs.get("Mounts") or []
+        seen.data_mount = _data_mount(seen.mounts)
+        if seen.ready:
+            if note is not None:
+                result = app.exec_run(["sh", "/app/notes.sh", "add", note])
+                seen.added = result.exit_code == 0
+            listed = app.exec_run(["sh", "/app/notes.sh", "list"])
+            seen.notes = listed.output[-16384:].decode("utf-8", "replace")
+            app.stop(timeout=3)
+        try:
+            app.reload()
+            seen.exit_code = app.attrs.get("State", {}).get("ExitCode")
+        except docker.errors.NotFound:
+            seen.exit_code = None   # --rm removed it on stop
 
     def look_into(self, mount: dict) -> str | None:
         """The notes in the volume a container had on ``mount``, read by a helper container."""
@@ -372,18 +430,21 @@ def _describe(mount: MountSpec | None) -> str:
 def _verdict_named(spec: RunSpec, first: Generation) -> Verdict:
     wanted = _data_mount(spec.mounts)
     if wanted is None:
-        return failed(f"Nothing of the configuration is mounted on {DATA}, where the app keeps "
+        return failed(f"Nothing of the script is mounted on {DATA}, where the app keeps "
                       "its data: the image's VOLUME /data then gives every container a fresh "
                       "anonymous volume, and a new container starts empty. Mount a named volume "
-                      f"there: \"volumes\": [\"notes-data:{DATA}\"].")
+                      f"there: docker run -v notes-data:{DATA} notes.")
     if wanted.kind == "bind":
         return failed(f"{_describe(wanted)}: that keeps data, but ties it to one host's folder "
                       "(and its owner and permissions); this lab asks for a named volume, which "
-                      f"the engine manages: \"notes-data:{DATA}\". Grading does not mount host "
+                      f"the engine manages: -v notes-data:{DATA}. Grading does not mount host "
                       "folders.")
+    if wanted.kind == "tmpfs":
+        return failed(f"{_describe(wanted)}: it goes with its container, and the next "
+                      f"container starts empty. Use a named volume: -v notes-data:{DATA}.")
     if wanted.kind != "volume":
         return failed(f"{_describe(wanted)}: the engine gives it a random 64-digit name, so the "
-                      f"next container cannot find it. Name it: \"notes-data:{DATA}\".")
+                      f"next container cannot find it. Name it: -v notes-data:{DATA}.")
     mount = first.data_mount
     if first.error or mount is None:
         return unjudged(f"the container did not start ({first.error or 'no mounts'}).")
@@ -421,11 +482,12 @@ def _verdict_survives(note: str, first: Generation, second: Generation, spec: Ru
 def _verdict_outlives(runner: Runner, note: str, second: Generation, spec: RunSpec) -> Verdict:
     mount = second.data_mount
     wanted = _data_mount(spec.mounts)
-    if mount is None or second.error:
-        return unjudged("the second container did not start.")
     if wanted is None or wanted.kind != "volume":
         return failed(f"{_describe(wanted)}; docker rm -v removes a container's anonymous "
-                      "volumes with it, and nothing else holds the notes afterwards.")
+                      "volumes (and its tmpfs) with it, and nothing else holds the notes "
+                      "afterwards.")
+    if mount is None or second.error:
+        return unjudged("the second container did not start.")
     notes = runner.look_into(mount)
     if notes is None:
         return failed(f"The volume {wanted.source} was gone once its containers were removed.")
@@ -436,36 +498,52 @@ def _verdict_outlives(runner: Runner, note: str, second: Generation, spec: RunSp
 
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    try:
-        base_id = sandbox.reference(BASE_IMAGE).id
-    except docker.errors.ImageNotFound as exc:
-        raise ImageError(f"The course image {BASE_IMAGE} is not on this engine, so the volumes "
-                         "lab cannot be judged.", "Run `docklab images prepare`.") from exc
+    for image in (BASE_IMAGE, cmd.CLI_IMAGE):
+        try:
+            sandbox.reference(image)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageError(f"The course image {image} is not on this engine, so the volumes "
+                             "lab cannot be judged.", "Run `docklab images prepare`.") from exc
+    base_id = sandbox.reference(BASE_IMAGE).id
     verdicts: dict[str, Verdict] = {}
-    run, why = recorded_run(answer)
-    if run is None:
-        verdicts["config_valid"] = failed(why)
-        verdicts.update(not_judged(lab, "there is no run configuration."))
+    text, why = script_text(answer)
+    if text is None or PLACEHOLDER in text:
+        verdicts["config_valid"] = failed(why or f"The {SCRIPT} cell still holds the "
+                                          "placeholder `raise NotImplementedError()`: replace it "
+                                          "with your docker commands.")
+        verdicts.update(not_judged(lab, f"there is no {SCRIPT}."))
         return verdicts
-    spec = parse_run(run)
-    if spec.image not in IMAGE_NAMES:
-        spec.problems.insert(0, f"image is {spec.image!r}: run the lab's app, \"notes\".")
-    if not spec.mounts and not spec.problems:
-        spec.problems.append("RUN mounts nothing: no volumes, no mounts.")
-    verdicts["config_valid"] = (failed(" ".join(spec.problems)) if spec.problems
-                                else passed(f"notes with {', '.join(m.raw for m in spec.mounts)}"))
+    script = cmd.read_script(text)
+    if script.refused:
+        verdicts["config_valid"] = failed(f"{SCRIPT} was not run, none of it: "
+                                          + " ".join(script.refused))
+        verdicts.update(not_judged(lab, "grading runs only scripts of docker commands it can "
+                                   "read (see config_valid)."))
+        return verdicts
 
     build = sandbox.build(_app_context(lab, base_id))
     if not build.ok:
         raise ImageError(f"The lab's notes app did not build: {build.error}",
                          "Check the engine (`docklab doctor`) and the course images.")
-    runner = Runner(sandbox, build.image_id, spec, base_id)
-    runner.create_volumes()
-    note = f"grader note {random.randint(100000, 999999)}"
-    first = runner.generation(note)
-    second = runner.generation(None)
+    spec = plan(script, cmd.Rewrite(sandbox, network_mode="none"), build.image_id)
+    if spec.app is None:
+        missing = (f"{SCRIPT} has no docker run of the lab's app, notes (docker run -d --name "
+                   "notes ... notes).")
+        verdicts["config_valid"] = failed(" ".join([missing, *spec.problems]))
+        verdicts.update(not_judged(lab, "the script runs no container of the app."))
+        return verdicts
+    if not spec.mounts and not spec.problems:
+        spec.problems.append("docker run mounts nothing: no -v, no --mount.")
+    verdicts["config_valid"] = (failed(" ".join(spec.problems)) if spec.problems
+                                else passed(f"notes with {', '.join(m.raw for m in spec.mounts)}"))
+    with ToolContainer(sandbox, cmd.CLI_IMAGE) as tool:
+        runner = Runner(sandbox, tool, spec, base_id)
+        note = f"grader note {random.randint(100000, 999999)}"
+        first = runner.generation(note)
+        second = runner.generation(None)
     sandbox.details["generations"] = [
         {"ready": g.ready, "starts": g.starts, "error": g.error, "exit_code": g.exit_code,
+         "commands": g.commands,
          "data_mount": {k: (g.data_mount or {}).get(k) for k in ("Type", "Destination", "RW")}}
         for g in (first, second)]
     verdicts["named_volume"] = _verdict_named(spec, first)
@@ -490,7 +568,7 @@ def all_data_kept(details: dict) -> Verdict:
 
 
 LAB = Lab("volumes", "volumes: data that survives container replacement", CRITERIA, judge,
-          files=APP_FILES, base_image=BASE_IMAGE, hidden={"data_survives": all_data_kept},
+          files=APP_FILES, base_image=BASE_IMAGE, images=(cmd.CLI_IMAGE,), hidden={"data_survives": all_data_kept},
           sealed_ready=True, lesson=LESSON, topics=TOPICS)
 
 
@@ -505,49 +583,3 @@ def assert_all_data_kept(answer: str | os.PathLike = ".") -> None:
     assert report["data_survives"].passed, "The notes do not survive the container."
     verdict = all_data_kept(report.details)
     assert verdict.passed, verdict.feedback
-
-
-def try_it(answer: str | os.PathLike = ".") -> None:
-    """Replace a container of your configuration, as grading does, and show what happened.
-
-    Equivalent CLI (for ``"volumes": ["notes-data:/data"]``): ``docker run -d --name notes -v
-    notes-data:/data notes``, ``docker exec notes sh /app/notes.sh add ...``, ``docker rm -f -v
-    notes``, then the same ``docker run`` again and ``docker exec notes sh /app/notes.sh list``.
-    Volumes get names of their own here (labelled), and everything is removed afterwards.
-    """
-    from docklab.checks.answer import open_answer
-    from docklab.checks.sandbox import Limits
-    from docklab.engine import connect
-
-    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
-        print("(skipped while autograding: the graded tests run the configuration)")
-        return
-    limits = Limits.from_env()
-    with open_answer(answer, {name: LAB.lab_file(name) for name in APP_FILES},
-                     limits=limits) as prepared, \
-            Sandbox(connect(), LAB.id, limits, helper_image=BASE_IMAGE) as sandbox:
-        run, why = recorded_run(prepared)
-        if run is None:
-            print(why)
-            return
-        spec = parse_run(run)
-        for problem in spec.problems:
-            print(problem)
-        base_id = sandbox.reference(BASE_IMAGE).id
-        build = sandbox.build(_app_context(LAB, base_id))
-        runner = Runner(sandbox, build.image_id, spec, base_id)
-        runner.create_volumes()
-        shown = " ".join(f"-v {m.raw}" if m.kind != "tmpfs" else f"--tmpfs {m.target}"
-                         for m in spec.mounts)
-        for number, note in ((1, "my first note"), (2, None)):
-            print(f"$ docker run -d --name notes {shown} notes".replace("  ", " "))
-            gen = runner.generation(note)
-            print(f"  {gen.error or gen.logs.strip() or '(no output)'}")
-            if note:
-                print(f"$ docker exec notes sh /app/notes.sh add {note}")
-            print("$ docker exec notes sh /app/notes.sh list")
-            print("  " + (gen.notes.strip().replace("\n", "\n  ") or "(no notes)"))
-            mount = gen.data_mount or {}
-            print(f"  ({mount.get('Type', 'nothing')} {mount.get('Name', '')[:20]} on "
-                  f"{mount.get('Destination', DATA)})")
-            print("$ docker rm -f -v notes\n")
