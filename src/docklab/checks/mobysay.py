@@ -31,7 +31,7 @@ import docker.errors
 
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.feedback import BuildLab, build_failed
-from docklab.checks.sandbox import RunResult, Sandbox, is_course_label_step
+from docklab.checks.sandbox import RunResult, Sandbox
 from docklab.errors import ImageError
 from docklab.grading.proxy import DEBIAN_MIRROR
 
@@ -471,44 +471,3 @@ def assert_says(answer: str | os.PathLike, *words: str) -> None:
     said = bubble(output)
     assert said == message, (f"`{command}` made Moby say {said!r} instead of {message!r}: the "
                              "message must reach cowsay as given, untouched by any shell.")
-
-
-def try_it(answer: str | os.PathLike = ".", message: str = "Hello from the lab") -> None:
-    """Build the answer and show what ``docker run mobysay`` prints, with and without a message.
-
-    Equivalent CLI: ``docker build -t mobysay . && docker run --rm mobysay && docker run --rm
-    mobysay "<message>"``, bounded as grading is; the image is removed afterwards.
-    """
-    import shlex
-
-    from docklab.checks.answer import open_answer
-    from docklab.checks.sandbox import Limits
-    from docklab.engine import connect
-
-    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
-        print("(skipped while autograding: the graded tests build and run the image)")
-        return
-    limits = Limits.from_env()
-    with open_answer(answer, {COWFILE: LAB.lab_file(COWFILE)}, limits=limits) as prepared, \
-            Sandbox(connect(), LAB.id, limits, helper_image=BASE_IMAGE) as sandbox:
-        if prepared.dockerfile is None:
-            print(" ".join(prepared.problems) or "There is no Dockerfile yet: run the "
-                  "%%writefile Dockerfile cell first.")
-            return
-        print("$ docker build -t mobysay .")
-        build = sandbox.build(prepared.tar())
-        for number, (instruction, _) in enumerate(build.steps, 1):
-            if not is_course_label_step(instruction):
-                print(f"  step {number}: {instruction}")
-        if not build.ok:
-            print(build_failed(build, limits, BUILD))
-            return
-        print(f"  built in {build.seconds:.1f} s\n")
-        for args in ([], [message]):
-            print(f"$ docker run --rm mobysay {shlex.join(args)}".rstrip())
-            run = sandbox.run(build.image_id, args or None)
-            print(run.output.rstrip("\n") or "(no output)")
-            problem = _run_problem(run, limits)
-            if problem:
-                print(f"(it {problem})")
-            print()

@@ -282,16 +282,3 @@ def assert_greets_as_one_argument(answer: str | os.PathLike = ".") -> None:
     """A name with a space reaches the program as one argument (no shell in between)."""
     verdict = greets_as_one_argument(grade(answer).details)
     assert verdict.passed, verdict.feedback
-
-
-def try_it(answer: str | os.PathLike = ".") -> None:
-    """Build the answer as grading does; show its stages, its size and what it prints."""
-    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
-        print("(skipped while autograding: the graded tests build and run the image)")
-        return
-    report = LAB.check(answer, cached=False)
-    print(f"$ docker build -t hello:multi .\n  {report['builds'].feedback}")
-    if report["builds"].passed:
-        for check_id in ("multi_stage", "small_image", "no_compiler", "runs", "takes_argument"):
-            print(f"  {'ok ' if report[check_id].passed else 'NO '} {report[check_id].feedback}")
-    print(f"\n{report.score}/{report.max_score} points: run the self-check for the details.")
