@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from docklab.lesson import Lesson
+from docklab.storage import image_store
 from docklab.widgets.inside_outside import InsideOutsideView
 
 pytestmark = pytest.mark.engine
@@ -40,6 +41,15 @@ def test_pid1_hostname_interfaces_mounts_and_limits(lesson, learner_env):
         assert inside["limits"]["cpus"] == outside["limits"]["cpus"] == "0.5"
         html = view.children[-1].value
         assert "inside widget-io" in html and "gateway" in html
+        # where / comes from, as the engine's image store shows it
+        store = image_store(lesson.client)
+        if store.kind == "containerd":  # no GraphDriver.Data: the container's own mount table
+            assert outside["rootfs"] == "" and inside["upperdir"].startswith("/")
+            assert store.description in html
+            assert f"its changes go to <code>{inside['upperdir']}</code>" in html
+        else:
+            assert outside["rootfs"].endswith("/merged")
+            assert f"merged at <code>{outside['rootfs']}</code>" in html
         # a stopped container has no inside: the view follows its events and says so
         box.stop(timeout=0)
         assert _eventually(lambda: view.inside.get("not_running") == "exited")

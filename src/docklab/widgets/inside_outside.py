@@ -24,6 +24,7 @@ import docker.errors
 import traitlets as t
 
 from docklab import labels as L
+from docklab.storage import image_store, parse_root_mount
 from docklab.widgets._base import COLORS, ENGINE_ERRORS, Debouncer, EngineView, badge, esc, table
 
 __all__ = ["InsideOutsideView", "parse_ip_addr", "parse_limits", "parse_mounts", "parse_ps"]
@@ -214,6 +215,9 @@ class InsideOutsideView(EngineView):
             mounts, _, limits = rest.partition("---\n")
             inside["hostname"] = hostname.strip()
             inside["mounts"] = parse_mounts(mounts)
+            # Where the engine shows no merged directory (the containerd image store), the
+            # container's own / mount still names the directory its changes go to.
+            inside["upperdir"] = parse_root_mount(mounts).get("upperdir", "")
             inside["limits"] = parse_limits(limits.split())
         else:
             inside["hostname"] = box.attrs["Config"].get("Hostname", "")
@@ -260,6 +264,7 @@ class InsideOutsideView(EngineView):
                              if i["address"].split("/")[0] in gateways]
         outside["rootfs"] = (attrs.get("GraphDriver", {}).get("Data") or {}).get("MergedDir", "")
         outside["storage_driver"] = attrs.get("GraphDriver", {}).get("Name", "")
+        outside["image_store"] = image_store(self.client, info).description
         outside["mounts"] = [{"type": m.get("Type"), "source": m.get("Source") or m.get("Name"),
                               "target": m.get("Destination"), "rw": m.get("RW", True)}
                              for m in attrs.get("Mounts") or []]
@@ -310,8 +315,16 @@ class InsideOutsideView(EngineView):
             return "<br>".join(shown) + more or "—"
 
         def mounts_outside():
-            lines = [(f"/ = {esc(o.get('storage_driver', ''))} layers, merged at "
-                      f"<code>{esc(o.get('rootfs', ''))}</code>")]
+            if o.get("rootfs"):
+                root = (f"/ = {esc(o.get('storage_driver', ''))} layers, merged at "
+                        f"<code>{esc(o['rootfs'])}</code>")
+            else:  # the containerd image store: docker inspect has no GraphDriver.Data
+                upper = (f"; its changes go to <code>{esc(i['upperdir'])}</code> (from its own "
+                         f"mount table)" if i.get("upperdir") else "")
+                root = (f"/ = {esc(o.get('storage_driver', ''))} layers of the "
+                        f"{esc(o.get('image_store', ''))}, merged where docker inspect does not "
+                        f"say{upper}")
+            lines = [root]
             lines += [f"<code>{esc(m['target'])}</code> ← {esc(m['type'])} "
                       f"<code>{esc(m['source'])}</code>{'' if m['rw'] else ' (ro)'}"
                       for m in o.get("mounts", [])]
