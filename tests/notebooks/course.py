@@ -93,6 +93,12 @@ SOLUTIONS = {
     "10-registry": {
         "exercise": 'app_11.tag(f"{REGISTRY}/team/my-app", "stable")\n'
                     'push(f"{REGISTRY}/team/my-app", "stable")',
+        "exercise-login": 'client.login(username=USER, password=PASSWORD, registry=SECURE)\n'
+                          'app_11.tag(f"{SECURE}/team/my-app", "stable")\n'
+                          'push(f"{SECURE}/team/my-app", "stable")',
+        # Contexts belong to the CLI: the SDK's ContextAPI.create_context writes https:// for any
+        # tcp:// engine (the matrix's engines have no TLS), so this exercise is done with %docker.
+        "exercise-context": "%%docker\ncontext create my-engine --from default\ncontext use my-engine",
     },
     "11-orchestration": {
         "exercise": 'update_service(web, task_template={"ContainerSpec": {"Image": WEB_V1}},'
@@ -154,10 +160,36 @@ CLI_SOLUTIONS = {
     "10-registry": {
         "exercise": "%%docker\ntag my-app:1.1 localhost:5000/team/my-app:stable\n"
                     "push localhost:5000/team/my-app:stable",
+        "exercise-login": "%cd -q {WORK}\n"
+                          "%docker login localhost:5443 --username student --password-stdin < password.txt\n"
+                          "%docker tag my-app:1.1 localhost:5443/team/my-app:stable\n"
+                          "%docker push localhost:5443/team/my-app:stable\n"
+                          "%docker logout localhost:5443\n"
+                          "%cd -q -",
+        "exercise-context": "%%docker\ncontext create my-engine --from default\ncontext use my-engine",
     },
     "11-orchestration": {
         "exercise": "%docker service update --image web:1 --update-parallelism 0 web",
     },
+}
+
+#: Wrong answers, by notebook: (the answers by cell id, what each named self-check must say). They
+#: show a self-check refusing work that looks nearly right, not only accepting the right one.
+WRONG_ANSWERS = {
+    "10-registry": (
+        {
+            # the right image, but the password is left in config.json
+            "exercise-login": "%cd -q {WORK}\n"
+                              "%docker login localhost:5443 --username student --password-stdin < password.txt\n"
+                              "%docker tag my-app:1.1 localhost:5443/team/my-app:stable\n"
+                              "%docker push localhost:5443/team/my-app:stable\n"
+                              "%cd -q -",
+            # the current context, but it leads nowhere
+            "exercise-context": "%%docker\ncontext create my-engine --docker host=tcp://127.0.0.1:9\n"
+                                "context use my-engine",
+        },
+        {"self-check-login": "still holds your password", "self-check-context": "where no engine answers"},
+    ),
 }
 
 #: A last cell for a run: asks from inside the kernel, before it exits, what the cleanup cell left.

@@ -7,6 +7,8 @@ Each notebook is executed once per variant (see tests/notebooks/course.py):
   self-check says "Not yet".
 * ``test_notebook_runs_solved``: every notebook with its "try it" exercises solved: every
   self-check says "Well done".
+* ``test_notebook_self_checks_refuse_wrong_answers``: the notebooks in ``WRONG_ANSWERS`` with
+  nearly right answers: the named self-checks say "Not yet", and why.
 
 Either way, the cleanup cell must leave nothing labelled with the lesson's id on the engine.
 Nothing here is skipped: without an engine or the course images, the notebooks fail, and so do
@@ -26,8 +28,10 @@ from tests.notebooks.course import (
     NOTEBOOKS,
     SOLUTIONS,
     WELL_DONE,
+    WRONG_ANSWERS,
     execute,
     expect_verdicts,
+    verdicts,
 )
 
 pytestmark = pytest.mark.engine
@@ -65,3 +69,12 @@ def test_notebook_runs_solved(path: Path):
 def test_notebook_runs_solved_through_docker_cells(path: Path):
     attempt = "exercises solved with %docker"
     expect_verdicts(execute(path, CLI_SOLUTIONS[path.stem], attempt), path, attempt, WELL_DONE)
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem in WRONG_ANSWERS],
+                         ids=lambda p: p.stem)
+def test_notebook_self_checks_refuse_wrong_answers(path: Path):
+    answers, expected = WRONG_ANSWERS[path.stem]
+    said = verdicts(execute(path, answers, "wrong answers"))
+    for cell, words in expected.items():
+        assert said[cell].startswith(NOT_YET) and words in said[cell], (cell, said[cell])
