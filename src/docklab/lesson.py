@@ -173,9 +173,26 @@ class Lesson:
         if script.refused:
             raise ScriptRefused(f"{path} was not run: " + " ".join(script.refused),
                                 "Fix those lines, run the %%writefile cell again, then this one.")
+        # Running it again replaces what the last run left: its named containers first, then the
+        # networks they were on (`network create` of one that exists fails). Only this lesson's.
+        for command in script.runs:
+            if command.name:
+                self._remove_stale_container(command.name)
+        for command in script.commands:
+            if command.kind == "network create" and command.name:
+                self._remove_stale_network(command.name)
         for command in script.commands:
             print(f"$ {command.text}")
             docker_cells.run_command(command.text, self)
+
+    def _remove_stale_network(self, name: str) -> None:
+        """This lesson's leftover network called ``name``, removed (anyone else's is kept)."""
+        for network in self.client.networks.list(names=[name]):
+            if network.name == name and self._is_ours(network.attrs.get("Labels") or {}):
+                try:
+                    network.remove()
+                except docker.errors.APIError:
+                    pass  # still in use: `network create` then says so itself
 
     def cleanup(self) -> L.Removed:
         """Remove everything this learner made in this lesson (any session)."""

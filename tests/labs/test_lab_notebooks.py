@@ -54,9 +54,11 @@ def cells_by_role(lab: str) -> dict[str, str]:
 
 #: What may fail in an untouched lab, by the cell's role: an answer cell raises nbgrader's
 #: placeholder; a given cell that uses the answer finds no name, or its `docker` command fails
-#: (`docker build` of a placeholder Dockerfile); a graded cell fails its check. Anything else
-#: (an AttributeError, a KeyError, ...) is a crash a learner would meet.
-UNTOUCHED_ERRORS = {"answer": {"NotImplementedError"}, "given": {"NameError", "DockerCommandFailed"},
+#: (`docker build` of a placeholder Dockerfile), or `lesson.run_script` refuses a run.sh that
+#: still holds the placeholder (ScriptRefused, one line naming it); a graded cell fails its
+#: check. Anything else (an AttributeError, a KeyError, ...) is a crash a learner would meet.
+UNTOUCHED_ERRORS = {"answer": {"NotImplementedError"},
+                    "given": {"NameError", "DockerCommandFailed", "ScriptRefused"},
                     "graded": {"LabCheckFailed"}}
 
 

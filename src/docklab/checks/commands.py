@@ -31,6 +31,9 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from docklab.checks.answer import writefile_cell
 
 #: The course image with the docker CLI that runs the graded commands.
 CLI_IMAGE = "docklab/docker-cli"
@@ -279,6 +282,18 @@ def read_script(text: str) -> Script:
         elif why:
             script.refused.append(why)
     return script
+
+
+def script_text(answer, name: str = "run.sh") -> tuple[str | None, str]:
+    """The learner's script in a prepared answer (a folder's ``run.sh``, or the notebook's last
+    ``%%writefile run.sh`` cell), or (None, why not). Read as text, never run."""
+    if answer.kind == "notebook":
+        return writefile_cell(Path(answer.source), name)
+    data = answer.files.get(name)
+    if data is None:
+        return None, (f"There is no {name} in {answer.source}: run the notebook's "
+                      f"%%writefile {name} cell, which writes it next to the notebook.")
+    return data.decode("utf-8", "replace"), ""
 
 
 def valid_name(name: str) -> bool:

@@ -3,77 +3,91 @@
 The deck's set-up: a web server (nginx) and a client (busybox) started on the default bridge, the
 web server published as ``-p 8080:8080``. The client cannot find ``web`` by name (the default
 bridge has no DNS for names), and the host's port 8080 leads nowhere (nginx listens on 80). The
-learner writes the repaired set-up as plain values:
+learner writes the repaired set-up as the ``docker`` commands that start it, ``run.sh`` (the
+notebook's ``%%writefile run.sh`` cell):
 
-    SETUP = {
-        "network": "shopnet",
-        "web": {"image": "nginx", "name": "web", "network": "shopnet", "aliases": ["shop"],
-                "ports": {"80/tcp": 8080}},
-        "client": {"image": "busybox", "name": "client", "network": "shopnet",
-                   "command": ["sleep", "infinity"]},
-    }
+    docker network create shopnet
+    docker run -d --name web --network shopnet --network-alias shop -p 8080:80 nginx
+    docker run -d --name client --network shopnet busybox sleep infinity
 
-(the keyword arguments of the SDK's ``containers.run``, plus ``aliases``: ``docker run --network
-shopnet --network-alias shop``). The client must reach the web server as ``http://web/`` and as
-``http://shop/`` (its configuration names the shop), and the host must reach it on port 8080.
+The client must reach the web server as ``http://web/`` and as ``http://shop/`` (its
+configuration names the shop), and the host must reach it on port 8080.
 
-**The answer path** (``docklab check networking <path>``) is a folder with ``setup.json`` (the
-notebook's ``networking.record_setup(SETUP)`` cell writes it), or the lab notebook, whose
-``SETUP = {...}`` cell is read as a literal (never executed).
+**The answer path** (``docklab check networking <path>``) is a folder with ``run.sh``, or the lab
+notebook, whose last ``%%writefile run.sh`` cell is the script.
 
-How it is judged, on the engine: the network is created under a name of the grading run's own
-(labelled); both containers are run as the set-up says, each under a unique name, with its name
-in the set-up given to the engine's DNS as a network alias (the engine resolves names and
-aliases alike); ``docker inspect`` tells which networks they share; ``docker exec`` in the
-client (always the course's busybox) fetches ``http://web/`` and ``http://shop/``. Host ports
-are never taken while grading (other learners may use 8080): the set-up's container ports are
-published on ports the engine picks, on 127.0.0.1, a probe on the host network fetches the page
-through them, and the host port the set-up asks for is read from the set-up. The graded tests'
-hidden test (:func:`only_the_web_port`) is judged from the ports ``docker inspect`` showed
-published on web.
+The script is data (:mod:`docklab.checks.commands`): it never reaches a shell. Only blank lines,
+comments, ``\\`` continuations and ``docker network create`` / ``docker volume create`` /
+``docker run`` lines are accepted; anything else (another program, ``;``, ``$(...)``, ``-H``
+before the command ...) refuses the whole script, naming the line, and nothing of it runs. Of the
+accepted commands grading runs the first ``docker run`` of nginx (web) and of busybox (the
+client) with ``--name``, ``--network``, ``--network-alias``, ``-p``, ``-e`` and the container's
+command (``-d``, ``--rm``, ``-it``, ``--restart``, ``--label`` change nothing it looks at), and
+leaves out the rest, saying so in ``config_valid``: privileges, the host's namespaces (``--network
+host``, ``--pid host``: run with no network instead), bind mounts, other images, network driver
+options.
+
+How it is judged, on the engine: the commands run with the real docker CLI (the course image
+``docklab/docker-cli``, in a container on the engine being judged, with that engine's socket
+only), rewritten: networks and containers get names of the grading run's own (labelled), each
+container's name in the script becomes a network alias on its user network (the engine resolves
+names and aliases alike), the course labels and limits are added, and nginx and busybox are used
+by the IDs the judge recorded. ``docker inspect`` tells which networks they share; ``docker exec``
+in the client fetches ``http://web/`` and ``http://shop/``. Host ports are never taken while
+grading (other learners may use 8080): the script's container ports are published on ports the
+engine picks, on 127.0.0.1, a probe on the host network fetches the page through them, and the
+host port the script asks for is read from the script. The graded tests' hidden test
+(:func:`only_the_web_port`) is judged from the ports ``docker inspect`` showed published on web.
 
 **Graded on a sealed engine** (:mod:`docklab.grading`): the judge talks only to the engine it is
 given, so when a submission is graded, its network, containers and probes live in the
-submission's own rootless engine, never on the grading host; the set-up itself is only ever read
-as data. nginx and busybox are used by the IDs the grader loaded, never by a tag. What "the host"
-means changes there, and what is judged instead: the engine's host is the sandbox, a network
-namespace of rootlesskit's, which has no route out (slirp4netns, in a container with no network)
-and no port driver (published ports are not forwarded anywhere beyond it). So a published port
-binds inside that namespace, and the probe with ``--network host`` runs in it: it fetches the page
-through the published port just as a program on a learner's machine would through ``-p``, and the
-grading host's ports are never touched. A set-up asking for ``--network host`` is still run with
-no network (it is not what the lab asks for). A rootless engine on a cgroup v1 host enforces no
-per-container memory, pids or CPU limits (``CgroupDriver: none``): the sealed engine as a whole is
-bounded instead.
+submission's own rootless engine, never on the grading host. What "the host" means changes there,
+and what is judged instead: the engine's host is the sandbox, a network namespace of
+rootlesskit's, which has no route out (slirp4netns, in a container with no network) and no port
+driver (published ports are not forwarded anywhere beyond it). So a published port binds inside
+that namespace, and the probe with ``--network host`` runs in it: it fetches the page through the
+published port just as a program on a learner's machine would through ``-p``, and the grading
+host's ports are never touched. A rootless engine on a cgroup v1 host enforces no per-container
+memory, pids or CPU limits (``CgroupDriver: none``): the sealed engine as a whole is bounded
+instead.
 
 Equivalent CLI: ``docklab check networking <folder or notebook> [--json]``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import docker.errors
 import requests.exceptions
 
+from docklab.checks import commands as cmd
+from docklab.checks.answer import PLACEHOLDER
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
-from docklab.checks.recorded import notebook_literals
+from docklab.checks.inside import ToolContainer
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
 
 WEB_IMAGE = "nginx"
 CLIENT_IMAGE = "busybox"
-SETUP_FILE = "setup.json"
+SCRIPT = "run.sh"
 HOST_PORT = 8080
 WEB_PORT = "80/tcp"
 NAMES = ("web", "shop")
 #: How long nginx may take to answer on its port 80 after it started.
 WEB_READY_SECONDS = 10.0
-KEYS = {"image", "name", "network", "aliases", "ports", "command", "detach"}
+#: Which container of the set-up each image runs.
+ROLES = {WEB_IMAGE: "web", CLIENT_IMAGE: "client"}
+#: ``docker run`` options grading keeps as they are (``--name``, ``--network``,
+#: ``--network-alias`` and ``--publish`` it rewrites).
+KEPT = {"--env"}
+#: Options that change nothing grading looks at: dropped without a word.
+DROPPED = {"--detach", "--interactive", "--tty", "--restart", "--label", "--rm", "--name"}
+#: nginx needs a few capabilities (chown, setuid/gid for its workers, bind to 80).
+WEB_CAPABILITIES = ("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE", "DAC_OVERRIDE")
 LESSON = "04-networking"
 TOPICS = {
     "config_valid": "docker run --network, --network-alias and -p",
@@ -82,11 +96,12 @@ TOPICS = {
     "reach_by_alias": "network aliases (section 3)",
     "port_published": "publishing ports (section 4) and \"this doesn't work\" (section 6)",
 }
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$", re.MULTILINE)
+_PORT = re.compile(r"^\d{1,5}$")
 
 CRITERIA = [
-    Criterion("config_valid", 1, "SETUP describes the web server (nginx) and the client "
-              "(busybox)", needs_image=False),
+    Criterion("config_valid", 1, "run.sh starts the web server (nginx) and the client (busybox) "
+              "with docker commands grading runs as written", needs_image=False),
     Criterion("user_network", 1, "web and client share a user-defined network"),
     Criterion("reach_by_name", 2, "the client reaches http://web/"),
     Criterion("reach_by_alias", 1, "the client reaches http://shop/ (a network alias)"),
@@ -94,148 +109,167 @@ CRITERIA = [
 ]
 
 
-def record_setup(setup: dict, folder: str | os.PathLike = ".") -> Path:
-    """Write the set-up next to the notebook (``setup.json``), where grading reads it."""
-    path = Path(folder) / SETUP_FILE
-    path.write_text(json.dumps(setup, indent=2) + "\n")
-    return path
+# -- the script ---------------------------------------------------------------------------------
+
+@dataclass
+class Plan:
+    """The script as grading runs it, and the set-up it describes (as the learner wrote it)."""
+
+    argvs: list[list[str]] = field(default_factory=list)
+    #: "web"/"client" → index in ``argvs`` of its docker run.
+    roles: dict[str, int] = field(default_factory=dict)
+    #: "web"/"client" → {"name", "aliases", "network" (as written; None: the default bridge),
+    #: "ports" ({container port: host port}), "command"}.
+    parsed: dict = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    #: "web"/"client" → the container's name as grading runs it ("" when the script gives none).
+    names: dict[str, str] = field(default_factory=dict)
 
 
-def recorded_setup(answer) -> tuple[dict | None, str]:
-    if answer.kind == "notebook":
-        values, why = notebook_literals(Path(answer.source), ("SETUP",))
-        return (values.get("SETUP"), why) if values else (None, why)
-    data = answer.files.get(SETUP_FILE)
-    if data is None:
-        return None, (f"There is no {SETUP_FILE} in {answer.source}: run the notebook's cell "
-                      "networking.record_setup(SETUP), which writes it.")
-    try:
-        return json.loads(data.decode("utf-8", "replace")), ""
-    except ValueError:
-        return None, f"{SETUP_FILE} is not valid JSON."
+def _publish(value: str) -> tuple[str, int | None] | None:
+    """``-p [ip:][host:]container[/proto]`` → (container port, host port or None), or None."""
+    spec, _, proto = value.partition("/")
+    parts = spec.split(":")
+    if proto not in ("", "tcp", "udp", "sctp") or len(parts) > 3:
+        return None
+    container, host = parts[-1], (parts[-2] if len(parts) > 1 else "")
+    if not _PORT.match(container) or (host and not _PORT.match(host)):
+        return None
+    return f"{int(container)}/{proto or 'tcp'}", int(host) if host else None
 
 
-def _ports(value, problems: list[str], who: str) -> dict[str, int | None]:
-    """``{"80/tcp": 8080}`` (also ``"8080:80"`` strings) → {container port: host port}."""
-    result: dict[str, int | None] = {}
-    items = value.items() if isinstance(value, dict) else (
-        [tuple(reversed(str(v).rsplit(":", 1))) if ":" in str(v) else (str(v), None)
-         for v in value] if isinstance(value, list) else [])
-    if value and not items:
-        problems.append(f"{who}: ports should be a dict like {{\"80/tcp\": 8080}}.")
-    for container_port, host in items:
-        port = str(container_port)
-        if "/" not in port:
-            port += "/tcp"
-        if not re.match(r"^\d{1,5}/(tcp|udp)$", port):
-            problems.append(f"{who}: {container_port!r} is not a container port.")
+def _network_of(rewrite: cmd.Rewrite, command: cmd.Command, name: str | None) -> list[str]:
+    """``--network`` as grading gives it: a user network renamed, the default bridge as it is,
+    the host's or another container's network never (no network instead)."""
+    if name in (None, "", "bridge", "default"):
+        return []
+    if name == "none":
+        return ["--network", "none"]
+    if name == "host" or name.startswith("container:"):
+        rewrite.leave_out(command, f"`--network {name}`", "it shares the host's (or another "
+                          "container's) network, its ports and names, and is not what this lab "
+                          "asks for; grading runs the container with no network.")
+        return ["--network", "none"]
+    if not cmd.valid_name(name):
+        rewrite.leave_out(command, f"`--network {name}`", "not a valid network name.")
+        return []
+    return ["--network", rewrite.network(name)]
+
+
+def _run(rewrite: cmd.Rewrite, command: cmd.Command, who: str, image_id: str,
+         plan: Plan) -> list[str]:
+    """The web server's or the client's ``docker run`` as grading runs it."""
+    argv = rewrite.run_head(command)
+    plan.names[who] = rewrite.containers.get(command.name, "")
+    networks = command.values("--network")
+    for extra in networks[1:]:
+        rewrite.leave_out(command, f"`--network {extra}`", "grading connects a container to "
+                          "its first --network only.")
+    network = networks[0] if networks else None
+    network_argv = _network_of(rewrite, command, network)
+    aliases = [a for a in command.values("--network-alias") if cmd.valid_name(a)]
+    ports: dict[str, int | None] = {}
+    for option, value in command.options:
+        if option in DROPPED or option in ("--network", "--network-alias"):
             continue
-        if isinstance(host, (list, tuple)):
-            host = host[-1] if host else None
-        try:
-            result[port] = int(str(host).rsplit(":", 1)[-1]) if host not in (None, "") else None
-        except ValueError:
-            problems.append(f"{who}: host port {host!r} is not a number.")
-    return result
+        if option == "--publish":
+            published = _publish(value or "")
+            if published is None:
+                rewrite.leave_out(command, f"`-p {value}`", "it is not a port mapping "
+                                  "(-p HOST:CONTAINER, e.g. -p 8080:80).")
+                continue
+            ports[published[0]] = published[1]
+            # Never a host port while grading: the engine picks one, on 127.0.0.1.
+            argv += ["--publish", f"127.0.0.1::{published[0]}"]
+        elif option in KEPT:
+            argv += [option] if value is None else [option, value]
+        else:
+            rewrite.leave_out(command, f"`{option}`", "this lab needs only --name, --network, "
+                              "--network-alias and -p (and -d, -e, --rm); grading runs no "
+                              "privileges, host namespaces, mounts or devices.")
+    if network_argv[1:2] and network_argv[1] not in ("none",):
+        # As the engine's DNS answers for a container's name on a user network, it answers for
+        # the script's name here: grading's container has a name of its own.
+        dns = [n for n in dict.fromkeys([command.name, *aliases]) if n and cmd.valid_name(n)]
+        network_argv += [part for n in dns for part in ("--network-alias", n)]
+    if who == "web":
+        argv += [part for cap in WEB_CAPABILITIES for part in ("--cap-add", cap)]
+    plan.parsed[who] = {"name": command.name, "aliases": aliases, "network": network,
+                        "ports": ports, "command": command.args}
+    return [*argv, *network_argv, image_id, *command.args]
 
 
-def parse_setup(setup) -> tuple[dict, list[str]]:
-    """The set-up as {"network": str|None, "web": {...}, "client": {...}}, and its problems."""
-    problems: list[str] = []
-    if not isinstance(setup, dict):
-        return {}, [f"SETUP should be a dict, not {type(setup).__name__}."]
-    network = setup.get("network")
-    if network is not None and (not isinstance(network, str) or not _NAME.match(network)):
-        problems.append(f"network {network!r} is not a valid network name.")
-        network = None
-    parsed: dict = {"network": network}
-    for who, image in (("web", WEB_IMAGE), ("client", CLIENT_IMAGE)):
-        spec = setup.get(who)
-        if not isinstance(spec, dict):
-            problems.append(f"SETUP has no {who!r} dict (the {who} container's settings).")
-            return parsed, problems
-        unknown = sorted(set(map(str, spec)) - KEYS)
-        if unknown:
-            problems.append(f"{who}: keys this lab does not use: {', '.join(unknown)} (it takes "
-                            f"{', '.join(sorted(KEYS))}); grading leaves them out.")
-        if str(spec.get("image", "")).removesuffix(":latest") != image:
-            problems.append(f"{who}: image is {spec.get('image')!r}; the {who} runs {image}.")
-        name = spec.get("name") or ""
-        if name and (not isinstance(name, str) or not _NAME.match(name)):
-            problems.append(f"{who}: {name!r} is not a valid container name.")
-            name = ""
-        aliases = spec.get("aliases") or []
-        aliases = [aliases] if isinstance(aliases, str) else aliases
-        aliases = [a for a in aliases if isinstance(a, str) and _NAME.match(a)] \
-            if isinstance(aliases, list) else []
-        net = spec.get("network")
-        if net is not None and not isinstance(net, str):
-            net = None
-        if net == "host":
-            problems.append(f"{who}: the host's network (--network host) shares the host's "
-                            "ports and names with the container, and is not what this lab asks "
-                            "for; grading runs it without a network.")
-        command = spec.get("command")
-        if command is not None and not (isinstance(command, list)
-                                        and all(isinstance(c, str) for c in command)):
-            command = None if not isinstance(command, str) else command.split()
-        parsed[who] = {"name": name, "aliases": aliases, "network": net,
-                       "ports": _ports(spec.get("ports") or {}, problems, who),
-                       "command": command}
-    return parsed, problems
+def plan_script(script: cmd.Script, rewrite: cmd.Rewrite, images: dict[str, str]) -> Plan:
+    """The script as grading runs it (``rewrite.left_out`` says what it leaves out)."""
+    plan = Plan()
+    for command in script.commands:
+        if command.kind == "volume create":
+            rewrite.leave_out(command, "the command", "this lab needs no volumes.")
+            continue
+        if command.kind == "network create":
+            argv = rewrite.create(command)
+            if argv is not None:
+                plan.argvs.append(argv)
+            continue
+        image = command.image.removesuffix(":latest")
+        who = ROLES.get(image)
+        if who is None:
+            rewrite.leave_out(command, "the command", f"it runs {command.image!r}; this lab's "
+                              "containers are the web server (nginx) and the client (busybox).")
+            continue
+        if who in plan.roles:
+            rewrite.leave_out(command, "the command", f"the {who} runs once; grading runs the "
+                              f"first docker run of {image} only.")
+            continue
+        plan.roles[who] = len(plan.argvs)
+        plan.argvs.append(_run(rewrite, command, who, images[image], plan))
+    plan.problems = list(rewrite.left_out)
+    return plan
 
+
+# -- running it ---------------------------------------------------------------------------------
 
 class _Setup:
-    """The set-up's containers on the engine (unique names, the set-up's names as aliases)."""
+    """The set-up's containers on the engine, started by the script's commands (grading's names,
+    the script's names as aliases)."""
 
-    def __init__(self, sandbox: Sandbox, parsed: dict, images: dict[str, str]):
+    def __init__(self, sandbox: Sandbox, plan: Plan, rewrite: cmd.Rewrite,
+                 images: dict[str, str]):
         self.sandbox = sandbox
-        self.parsed = parsed
+        self.plan = plan
+        self.parsed = plan.parsed
         self.images = images                 # course image name → its ID on this engine
-        self.networks: dict[str, str] = {}   # the set-up's network name → the graded one
+        self.networks = rewrite.networks     # the script's network name → the graded one
+        self.rewrite = rewrite
         self.containers: dict[str, object] = {}
         self.errors: dict[str, str] = {}
+        self.commands: list[dict] = []
 
-    def _network(self, name: str | None) -> str | None:
-        if name in (None, "", "bridge", "default"):
-            return None
-        if name in ("host", "none"):
-            # Never the host's network while grading: nginx would take the host's port 80.
-            return "none"
-        if name not in self.networks:
-            graded = f"docklab-grade-{self.sandbox.run_id}-{name}"[:120]
-            self.sandbox.client.networks.create(graded, driver="bridge",
-                                                labels=self.sandbox.labels("network"))
-            self.networks[name] = graded
-        return self.networks[name]
+    def _yours(self, text: str) -> str:
+        """``text`` with grading's names put back to the script's (for feedback)."""
+        for mine, graded in [*self.rewrite.networks.items(), *self.rewrite.containers.items()]:
+            text = text.replace(graded, mine)
+        for image, image_id in self.images.items():
+            text = text.replace(image_id, image)
+        return text
 
-    def start(self, who: str, image: str, default_command: list[str] | None) -> None:
-        spec = self.parsed[who]
+    def start(self, tool: ToolContainer) -> None:
+        """Run the script's commands with the docker CLI in ``tool``."""
+        done = cmd.run_commands(tool, self.plan.argvs)
+        self.commands = [{"argv": " ".join(d["argv"][:2]), "status": d["status"],
+                          "stderr": self._yours(d["stderr"][-300:])} for d in done]
         client = self.sandbox.client
-        network = self._network(spec["network"])
-        dns_names = [n for n in [spec["name"], *spec["aliases"]] if n]
-        kwargs = self.sandbox.container_limits()
-        if who == "web":
-            # nginx needs a few capabilities (chown, setuid/gid for its workers, bind to 80).
-            kwargs["cap_add"] = ["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE",
-                                 "DAC_OVERRIDE"]
-        ports = {port: ("127.0.0.1", None) for port in spec["ports"]}
-        try:
-            container = client.containers.create(
-                self.images[image], spec["command"] or default_command, detach=True,
-                name=f"docklab-grade-{self.sandbox.run_id}-{who}",
-                labels=self.sandbox.labels("container"), ports=ports or None,
-                network=network if network in ("host", "none") else None, **kwargs)
-            if network not in (None, "host", "none"):
-                # As `docker run --network <net> --network-alias ...`: the set-up's name and
-                # aliases are what the engine's DNS answers for on that network.
-                client.api.disconnect_container_from_network(container.id, "bridge")
-                client.api.connect_container_to_network(container.id, network,
-                                                        aliases=dns_names or None)
-            container.start()
-            self.containers[who] = container
-        except docker.errors.APIError as exc:
-            self.errors[who] = exc.explanation or str(exc)
+        for who, index in self.plan.roles.items():
+            result = done[index]
+            if result["status"] != 0:
+                said = (result["stderr"].strip() or result["stdout"].strip())[-400:]
+                self.errors[who] = self._yours(said) or f"exit status {result['status']}"
+                continue
+            ids = _CONTAINER_ID.findall(result["stdout"])
+            try:
+                self.containers[who] = client.containers.get(self.plan.names[who] or ids[-1])
+            except (docker.errors.NotFound, IndexError):
+                self.errors[who] = "its container is gone (docker run --rm, and it stopped?)"
 
     def wait_for_web(self, seconds: float = WEB_READY_SECONDS) -> float | None:
         """Wait until nginx answers on port 80 inside web's own network namespace (a busybox
@@ -290,6 +324,13 @@ def _verdict_reach(setup: _Setup, name: str, parsed: dict) -> Verdict:
     if "client" not in setup.containers or "web" not in setup.containers:
         return unjudged("; ".join(f"{k} did not start: {v}"
                                   for k, v in setup.errors.items()))
+    client = setup.containers["client"]
+    client.reload()
+    if client.status != "running":
+        code = (client.attrs.get("State") or {}).get("ExitCode")
+        return failed(f"The client is not running (it exited with status {code}): busybox with "
+                      "no command runs sh, which ends at once without a terminal. Give it a "
+                      "command that keeps it running: docker run -d ... busybox sleep infinity.")
     output = setup.in_client(_fetch(f"http://{name}/"))
     if _nginx(output):
         return passed(f"the client fetched nginx's page from http://{name}/.")
@@ -306,7 +347,7 @@ def _verdict_reach(setup: _Setup, name: str, parsed: dict) -> Verdict:
         where = " (it is an alias of the client, so it points at the client itself)" \
             if "shop" in client["aliases"] else ""
         why = (f"shop is not a network alias of web{where}: give web the alias "
-               "(\"aliases\": [\"shop\"], as docker run --network-alias shop).")
+               "(docker run --network-alias shop).")
     elif name == "web" and web["name"] != "web":
         why = (f"the web container is called {web['name'] or '(no name)'!r}; the engine's DNS "
                "answers for a container's name, so call it web.")
@@ -342,8 +383,7 @@ def _verdict_port(setup: _Setup, parsed: dict) -> Verdict:
     ports = web["ports"]
     if not ports:
         return failed(f"web publishes no port: the host cannot reach it. Publish nginx's port "
-                      f"80 on the host's {HOST_PORT}: \"ports\": {{\"80/tcp\": {HOST_PORT}}} "
-                      f"(docker run -p {HOST_PORT}:80).")
+                      f"80 on the host's {HOST_PORT}: docker run -p {HOST_PORT}:80.")
     if WEB_PORT not in ports:
         wrong = ", ".join(f"{h}→{c}" for c, h in ports.items())
         return failed(f"web publishes {wrong} (host → container), but nginx listens on port 80 "
@@ -372,7 +412,7 @@ def _verdict_port(setup: _Setup, parsed: dict) -> Verdict:
 
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     images = {}
-    for image in (WEB_IMAGE, CLIENT_IMAGE):
+    for image in (WEB_IMAGE, CLIENT_IMAGE, cmd.CLI_IMAGE):
         try:
             images[image] = sandbox.reference(image).id
         except docker.errors.ImageNotFound as exc:
@@ -380,27 +420,41 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
                              "networking lab cannot be judged.",
                              "Run `docklab images prepare`.") from exc
     verdicts: dict[str, Verdict] = {}
-    setup, why = recorded_setup(answer)
-    if setup is None:
-        verdicts["config_valid"] = failed(why)
-        verdicts.update(not_judged(lab, "there is no set-up."))
+    text, why = cmd.script_text(answer, SCRIPT)
+    if text is None or PLACEHOLDER in text:
+        verdicts["config_valid"] = failed(why or f"The {SCRIPT} cell still holds the "
+                                          "placeholder `raise NotImplementedError()`: replace it "
+                                          "with your docker commands.")
+        verdicts.update(not_judged(lab, f"there is no {SCRIPT}."))
         return verdicts
-    parsed, problems = parse_setup(setup)
+    script = cmd.read_script(text)
+    if script.refused:
+        verdicts["config_valid"] = failed(f"{SCRIPT} was not run, none of it: "
+                                          + " ".join(script.refused))
+        verdicts.update(not_judged(lab, "grading runs only scripts of docker commands it can "
+                                   "read (see config_valid)."))
+        return verdicts
+    rewrite = cmd.Rewrite(sandbox)
+    plan = plan_script(script, rewrite, images)
+    missing = [f"{SCRIPT} has no docker run of {image} (the {who})."
+               for image, who in ROLES.items() if who not in plan.roles]
+    problems = missing + plan.problems
     verdicts["config_valid"] = failed(" ".join(problems)) if problems else passed(
-        "SETUP describes web (nginx) and client (busybox).")
-    if "web" not in parsed or "client" not in parsed:
-        verdicts.update(not_judged(lab, "SETUP does not describe both containers."))
+        f"{SCRIPT} starts web (nginx) and client (busybox).")
+    if missing:
+        verdicts.update(not_judged(lab, f"{SCRIPT} does not start both containers."))
         return verdicts
-    running = _Setup(sandbox, parsed, images)
-    running.start("web", WEB_IMAGE, None)
-    running.start("client", CLIENT_IMAGE, ["sleep", "infinity"])
+    running = _Setup(sandbox, plan, rewrite, images)
+    with ToolContainer(sandbox, cmd.CLI_IMAGE) as tool:
+        running.start(tool)
+    sandbox.details["commands"] = running.commands
     # nginx takes a moment to listen (longer on a busy machine): wait for it, bounded.
     sandbox.details["web_ready_seconds"] = running.wait_for_web()
     verdicts["user_network"] = _verdict_network(running)
-    verdicts["reach_by_name"] = _verdict_reach(running, "web", parsed)
-    verdicts["reach_by_alias"] = _verdict_reach(running, "shop", parsed)
-    verdicts["port_published"] = _verdict_port(running, parsed)
-    sandbox.details["published"] = _published(running, parsed)
+    verdicts["reach_by_name"] = _verdict_reach(running, "web", plan.parsed)
+    verdicts["reach_by_alias"] = _verdict_reach(running, "shop", plan.parsed)
+    verdicts["port_published"] = _verdict_port(running, plan.parsed)
+    sandbox.details["published"] = _published(running, plan.parsed)
     return verdicts
 
 
@@ -432,7 +486,7 @@ def only_the_web_port(details: dict) -> Verdict:
 
 
 LAB = Lab("networking", "networking: repair \"this doesn't work\"", CRITERIA, judge,
-          base_image=CLIENT_IMAGE, images=(WEB_IMAGE,),
+          base_image=CLIENT_IMAGE, images=(WEB_IMAGE, cmd.CLI_IMAGE),
           hidden={"port_published": only_the_web_port}, sealed_ready=True,
           lesson=LESSON, topics=TOPICS)
 

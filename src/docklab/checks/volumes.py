@@ -58,14 +58,13 @@ import re
 import tarfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import docker.errors
 import requests.exceptions
 from docker.types import Mount
 
 from docklab.checks import commands as cmd
-from docklab.checks.answer import PLACEHOLDER, writefile_cell
+from docklab.checks.answer import PLACEHOLDER
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.inside import ToolContainer
 from docklab.checks.sandbox import Sandbox
@@ -133,17 +132,6 @@ class RunSpec:
     app: int | None = None
     #: The app's container name as grading runs it ("" when the script gives none).
     app_name: str = ""
-
-
-def script_text(answer) -> tuple[str | None, str]:
-    """The learner's run.sh, or (None, why not)."""
-    if answer.kind == "notebook":
-        return writefile_cell(Path(answer.source), SCRIPT)
-    data = answer.files.get(SCRIPT)
-    if data is None:
-        return None, (f"There is no {SCRIPT} in {answer.source}: run the notebook's "
-                      f"%%writefile {SCRIPT} cell, which writes it next to the notebook.")
-    return data.decode("utf-8", "replace"), ""
 
 
 def _target(path) -> str:
@@ -506,7 +494,7 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
                              "lab cannot be judged.", "Run `docklab images prepare`.") from exc
     base_id = sandbox.reference(BASE_IMAGE).id
     verdicts: dict[str, Verdict] = {}
-    text, why = script_text(answer)
+    text, why = cmd.script_text(answer, SCRIPT)
     if text is None or PLACEHOLDER in text:
         verdicts["config_valid"] = failed(why or f"The {SCRIPT} cell still holds the "
                                           "placeholder `raise NotImplementedError()`: replace it "
