@@ -173,6 +173,15 @@ class Lesson:
         if script.refused:
             raise ScriptRefused(f"{path} was not run: " + " ".join(script.refused),
                                 "Fix those lines, run the %%writefile cell again, then this one.")
+        waits = [c.where for c in script.runs if not c.has("--detach")]
+        if waits:
+            # In a cell, docker run without -d waits for the container to end: a server never
+            # does, and the cell would never finish. (Grading runs every container detached.)
+            raise ScriptRefused(f"{path} was not run: {', '.join(waits)}: docker run without -d "
+                                "stays attached until the container ends, and a server or "
+                                "`sleep infinity` never ends.",
+                                "Add -d (run it in the background), run the %%writefile cell "
+                                "again, then this one.")
         # Running it again replaces what the last run left: its named containers first, then the
         # networks they were on (`network create` of one that exists fails). Only this lesson's.
         for command in script.runs:
