@@ -1,25 +1,29 @@
 """The orchestration lab on a real engine: `docklab check orchestration` and the nbgrader round trip.
 
-Every deployment here happens in a sealed engine (a rootless dockerd in a container of the host's
-engine, :mod:`docklab.grading.sealed`): the host engine never makes or joins a swarm, and is left
-as it was. The right answer (the solution's service.json) passes every check on that engine's
-one-node swarm, and so does the same service spelled another way; wrong ones lose what they break:
-no restart on failure, updates all at once and no label, specs grading refuses. The round trip
-runs the real ``nbgrader autograde`` (SealedJudge; tests/labs/test_round_trips.py runs it from CASE,
-and `docklab check` on a sealed engine too): the untouched notebook and a cheat score 0, restart
+The answer is a stack file (stack.yaml) that the real docker CLI reads and deploys, in a container
+of docklab/docker-cli inside the engine being judged. Every deployment here happens in a sealed
+engine (a rootless dockerd in a container of the host's engine, :mod:`docklab.grading.sealed`): the
+host engine never makes or joins a swarm, and is left as it was. The right answer (the solution's
+stack.yaml) passes every check on that engine's one-node swarm, and so does the same stack spelled
+another way (anchors, lists, a string command, the image's full name, the version key); wrong ones
+lose what they break: 2 replicas, updates all at once and no label, no restart, an update that
+changes nothing. Hostile files (a bind mount of /, privileged, cap_add, the host's network, a
+secret read from /etc/shadow, 10 000 replicas, YAML bombs) are refused before anything parses
+them further: deploys fails saying why, and nothing runs. The round trip runs the real ``nbgrader
+autograde`` (SealedJudge; tests/labs/test_round_trips.py runs it from CASE, and `docklab check`
+on a sealed engine too): the untouched notebook, a cheat and a hostile file score 0, restart
 "any" loses the hidden test's points.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from docklab import labels
 from docklab.checks import orchestration
-from tests.labs.answers import answer_folder, hands_in, solution_cell, writefile
+from tests.labs.answers import answer_folder, hands_in, replaced, solution_cell, writefile
 from tests.labs.asserts import assert_fails_exactly, assert_nothing_labelled_left
 from tests.labs.harness import Cheat, LabCase
 
@@ -27,39 +31,77 @@ pytestmark = pytest.mark.engine
 
 ALL = [c.id for c in orchestration.CRITERIA]
 SWARM_NETWORKS = ("ingress", "docker_gwbridge")
-GOOD = json.loads(solution_cell("orchestration", "service-json"))
-NO_RESTART = {**GOOD, "restart_policy": {"condition": "none"}}
-ALL_AT_ONCE = {**{k: v for k, v in GOOD.items() if k != "labels"},
-               "update_config": {"parallelism": 3}}
-ALWAYS = {**GOOD, "restart_policy": {"condition": "any", "delay": 0.5},
-          "update_config": {"parallelism": 3, "delay": 1}}
-# The same service in another spelling: keys in another order, numbers for the env values, a
-# 1.0 s delay with an explicit order, no restart delay, another label beside the course's, and a
-# command that says the same through /bin/sh and &&.
-RESPELLED = """{
-  "update": {"env": {"VERSION": 2}},
-  "restart_policy": {"condition": "on-failure"},
-  "update_config": {"delay": 1.0, "order": "stop-first", "parallelism": 1},
-  "labels": {"tier": "demo", "course.lab": "orchestration"},
-  "env": {"VERSION": 1},
-  "replicas": 3,
-  "command": ["/bin/sh", "-c", "echo version $VERSION && exec sleep 3600"],
-  "image": "busybox"
-}"""
+GOOD = solution_cell("orchestration", "stack-yaml")
+NO_RESTART_POLICY = replaced(GOOD, """      restart_policy:
+        condition: on-failure
+        delay: 500ms
+""", "")
+ALWAYS = replaced(replaced(GOOD, "condition: on-failure", "condition: any"),
+                  "parallelism: 1", "parallelism: 3")
+# The same stack in another spelling: the version key, an anchor, a list environment, labels as a
+# list beside another one, the image's full name, a string command, a 1000ms delay with an
+# explicit order; and ${HOME}, which the CLI fills in from its own container, not the grader's.
+RESPELLED = """version: "3.8"
+x-policy: &policy
+  condition: on-failure
+services:
+  app:
+    image: docker.io/library/busybox:latest
+    command: sh -c 'echo version $$VERSION && exec sleep 3600'
+    environment:
+      - VERSION=${VERSION:-1}
+      - SEEN_HOME=${HOME}
+    deploy:
+      mode: replicated
+      replicas: 3
+      labels: [tier=demo, course.lab=orchestration]
+      update_config: {delay: 1000ms, order: stop-first, parallelism: 1}
+      restart_policy: *policy
+"""
 
-# name → (service.json, the checks that must fail)
+# name → (stack.yaml, the checks that must fail)
 WRONG = {
-    "all_at_once_unlabelled": (ALL_AT_ONCE, {"update_config", "labelled"}),
-    "not_a_course_image": ({**GOOD, "image": "alpine"}, set(ALL)),
-    "no_update_section": ({k: v for k, v in GOOD.items() if k != "update"}, set(ALL)),
-    "not_json": ("{'image': 'busybox'}", set(ALL)),
+    "two_replicas": (replaced(GOOD, "replicas: 3", "replicas: 2"), {"replicas_running"}),
+    "all_at_once_unlabelled": (replaced(replaced(GOOD, "parallelism: 1", "parallelism: 0"),
+                                        "labels:\n        course.lab: orchestration\n", ""),
+                               {"update_config", "labelled"}),
+    "no_restart": (replaced(GOOD, "condition: on-failure", "condition: none"),
+                   {"restarts_on_failure"}),
+    "update_changes_nothing": (replaced(GOOD, "VERSION: ${VERSION:-1}", 'VERSION: "1"'),
+                               {"rolling_update"}),
+    "not_a_course_image": (replaced(GOOD, "image: busybox", "image: alpine"), set(ALL)),
+    "not_yaml": ("services:\n  web:\n    image: busybox\n   deploy: [\n", set(ALL)),
+}
+
+_LAUGHS = "\n".join(["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+                    + [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]"
+                       for i in range(8)])
+# name → (stack.yaml, words deploys' feedback must hold): refused before anything runs.
+HOSTILE = {
+    "bind_mount_of_root": (replaced(GOOD, "    deploy:\n", "    volumes: [\"/:/host\"]\n"
+                                    "    deploy:\n"), "grading mounts nothing"),
+    "privileged": (replaced(GOOD, "    deploy:\n", "    privileged: true\n    deploy:\n"),
+                   "no extra privileges"),
+    "cap_add": (replaced(GOOD, "    deploy:\n", "    cap_add: [SYS_ADMIN]\n    deploy:\n"),
+                "no extra capabilities"),
+    "host_network": (replaced(GOOD, "    deploy:\n", "    network_mode: host\n    deploy:\n"),
+                     "network_mode: host shares the host's network"),
+    "secret_from_shadow": (replaced(GOOD, "    deploy:\n", "    secrets: [shadow]\n    deploy:\n")
+                           + "secrets:\n  shadow:\n    file: /etc/shadow\n",
+                           "reads no files of the host"),
+    "ten_thousand_replicas": (replaced(GOOD, "replicas: 3", "replicas: 10000"),
+                              "10000 is more than grading runs"),
+    "another_image": (replaced(GOOD, "image: busybox", "image: docklab/sealed-engine"),
+                      "grading runs only busybox"),
+    "billion_laughs": (f"{_LAUGHS}\n{GOOD}", "billion laughs"),
+    "recursive_anchor": (f"x-loop: &loop [*loop]\n{GOOD}", "refers to itself"),
+    "too_large": (GOOD + "# " + "x" * 30_000 + "\n", "larger than 20 kB"),
 }
 
 
-def answer(folder: Path, spec) -> Path:
-    """A folder with service.json (a spec, or its text)."""
-    return answer_folder(folder, "orchestration", {
-        "service.json": spec if isinstance(spec, str) else json.dumps(spec)})
+def answer(folder: Path, text: str) -> Path:
+    """A folder with stack.yaml."""
+    return answer_folder(folder, "orchestration", {"stack.yaml": text})
 
 
 def _host_state(client) -> dict:
@@ -79,11 +121,12 @@ def host_before(client):
     return _host_state(client)
 
 
-# -- the checks, on a sealed engine -------------------------------------------------------------
+# -- the file, read as data (no engine needed) ---------------------------------------------------
 
 def test_the_lab_is_ready_for_sealed_grading():
     lab = orchestration.LAB
-    assert lab.sealed_ready and set(lab.images) == set(orchestration.IMAGES)
+    assert lab.sealed_ready and set(lab.images) == {*orchestration.IMAGES,
+                                                     orchestration.CLI_IMAGE}
     assert set(lab.hidden) == {"restarts_on_failure"}
 
 
@@ -95,15 +138,33 @@ def test_the_hidden_test_reads_the_recorded_restart_condition():
     assert hidden({}).feedback.startswith("Not judged") and not hidden({}).judged
 
 
-def test_parse_spec_refuses_what_grading_cannot_run():
-    assert orchestration.parse_spec(json.dumps(GOOD))[0]["new_env"] == ["VERSION=2"]
-    assert orchestration.parse_spec(RESPELLED)[0]["new_env"] == ["VERSION=2"]
-    for spec in ({**GOOD, "replicas": 50}, {**GOOD, "labels": {"org.docklab.managed": "x"}},
-                 {**GOOD, "update_config": {"delay": 3600}}, {**GOOD, "mounts": ["/:/host"]},
-                 {**GOOD, "networks": ["host"]}, {**GOOD, "image": "docklab/sealed-engine"}):
-        parsed, why = orchestration.parse_spec(json.dumps(spec))
-        assert parsed is None and why
+@pytest.mark.parametrize("name", HOSTILE)
+def test_a_hostile_file_is_refused_before_the_cli_reads_it(name):
+    text, words = HOSTILE[name]
+    raw, why = orchestration.read_yaml(text)
+    refused = why or " ".join(orchestration.problems(raw))
+    if not refused:  # values are judged from the CLI's reading: here, from the file's own
+        with pytest.raises(ValueError) as caught:
+            orchestration.service_of(raw)
+        refused = str(caught.value)
+    assert words in refused
 
+
+def test_the_right_file_and_its_respelling_are_what_grading_takes():
+    for text in (GOOD, RESPELLED):
+        raw, why = orchestration.read_yaml(text)
+        assert not why and orchestration.problems(raw) == []
+    service = orchestration.service_of(orchestration.read_yaml(GOOD)[0])
+    assert service["update_config"]["delay"] == 1.0
+    assert service["restart_policy"] == {"condition": "on-failure", "delay": 0.5,
+                                         "max_attempts": 0, "window": 0.0}
+    assert orchestration.seconds("1m30s", "x", 100) == 90
+    for bad in ("1 second", "3600s", "-1s"):
+        with pytest.raises(ValueError):
+            orchestration.seconds(bad, "delay")
+
+
+# -- the checks, on a sealed engine -------------------------------------------------------------
 
 @pytest.fixture(scope="class")
 def sealed(client):
@@ -116,18 +177,37 @@ def sealed(client):
 
 
 class TestOnASealedEngine:
+    def test_the_respelled_stack_passes_and_home_is_the_cli_containers(self, tmp_path, sealed):
+        report = orchestration.LAB.check(answer(tmp_path / "respelled", RESPELLED), sealed=sealed)
+        assert_fails_exactly(report, set())
+        environment = report.details["environment"]
+        assert environment["without VERSION"] == {"VERSION": "1", "SEEN_HOME": "/tmp"}
+        assert environment["VERSION=2"]["VERSION"] == "2"
+
     @pytest.mark.parametrize("name", WRONG)
     def test_a_wrong_answer_fails_exactly_the_checks_it_breaks(self, tmp_path, sealed, name):
-        spec, failing = WRONG[name]
-        assert_fails_exactly(orchestration.LAB.check(answer(tmp_path / name, spec),
+        text, failing = WRONG[name]
+        assert_fails_exactly(orchestration.LAB.check(answer(tmp_path / name, text),
                                                      sealed=sealed), failing)
 
-    def test_no_restart_fails_the_check_and_the_notebooks_hidden_assert(self, tmp_path, sealed):
-        folder = answer(tmp_path / "none", NO_RESTART)
+    @pytest.mark.parametrize("name", HOSTILE)
+    def test_a_hostile_answer_scores_zero_saying_why_and_runs_nothing(self, tmp_path, sealed,
+                                                                      name):
+        text, words = HOSTILE[name]
+        report = orchestration.LAB.check(answer(tmp_path / name, text), sealed=sealed)
+        assert_fails_exactly(report, set(ALL))
+        assert words in report["deploys"].feedback
+        assert "environment" not in report.details  # the CLI never read it: nothing was deployed
+        assert sealed.client.containers.list(all=True) == []
+
+    def test_no_restart_policy_passes_the_check_and_fails_the_hidden_assert(self, tmp_path,
+                                                                           sealed):
+        # Without a restart_policy the swarm restarts on any exit: the killed task is replaced,
+        # and only the hidden test (on failure, not always) tells the difference.
+        folder = answer(tmp_path / "default", NO_RESTART_POLICY)
         report = orchestration.LAB.check(folder, sealed=sealed)
-        assert {c.id for c in report.checks if not c.passed} == {"restarts_on_failure"}
-        assert report.details["restart_condition"] == "none"
-        # The notebook's hidden assert: the same function, on the same (cached) report.
+        assert_fails_exactly(report, set())
+        assert report.details["restart_condition"] == "any"
         with pytest.raises(AssertionError, match="on-failure"):
             orchestration.assert_restarts_only_on_failure(folder, sealed=sealed)
 
@@ -135,34 +215,39 @@ class TestOnASealedEngine:
         client = sealed.client
         assert client.info()["Swarm"]["LocalNodeState"] == "inactive"  # every swarm was left
         assert client.containers.list(all=True) == []
+        assert [n.name for n in client.networks.list()
+                if n.name not in ("bridge", "host", "none", "docker_gwbridge")] == []
         assert_nothing_labelled_left(client, lesson="grade-orchestration")
 
 
 # -- the nbgrader round trip (SealedJudge; tests/labs/test_round_trips.py) ----------------------
 
-def _spec(spec):
-    text = spec if isinstance(spec, str) else json.dumps(spec, indent=2)
-    return hands_in({"service-json": writefile("service.json", text)})
+def _stack(text: str):
+    return hands_in({"stack-yaml": writefile("stack.yaml", text)})
 
 
 # student → (edit, expected score out of 10)
 STUDENTS = {
-    "ada": (_spec(GOOD), 10),
+    "ada": (_stack(GOOD), 10),
     # all at once, and restart always: update_config fails, the hidden test takes restart's
-    "bo": (_spec(ALWAYS), 6),
-    "dee": (_spec(RESPELLED), 10),
+    "bo": (_stack(ALWAYS), 6),
+    "dee": (_stack(RESPELLED), 10),
     "eve": (None, 0),
-    # an answer cell that is not a spec, and an added cell that patches the checks' asserts
-    "mal": (Cheat("orchestration", "service-json"), 0),
+    # a bind mount of the host's / and privileged: refused, nothing deployed
+    "hal": (_stack(HOSTILE["bind_mount_of_root"][0].replace(
+        "    deploy:\n", "    privileged: true\n    deploy:\n", 1)), 0),
+    # an answer cell that is not a stack file, and an added cell that patches the checks' asserts
+    "mal": (Cheat("orchestration", "stack-yaml"), 0),
 }
 
 CASE = LabCase(
     "orchestration", max_score=10, students=STUDENTS,
     right_answer=lambda folder: answer(folder, GOOD),
-    not_released=("assert_restarts_only_on_failure", '"on-failure", "delay"'),
+    not_released=("assert_restarts_only_on_failure", "condition: on-failure"),
     cells={"bo": {"test_restarts_on_failure": 0, "test_replicas_running": 2}},
     feedback={"bo": ("1 at a time, 1 s apart", "the lab asks for on-failure"),
-              "eve": ("placeholder",), "mal": ("no cell starting with %%writefile service.json",)},
+              "eve": ("placeholder",), "hal": ("grading mounts nothing", "privileges"),
+              "mal": ("no cell starting with %%writefile stack.yaml",)},
     check_on_a_sealed_engine=True,
 )
 

@@ -32,6 +32,8 @@ import requests.exceptions
 #: Where a sealed engine's API socket is, in that engine's own mount namespace (its inner
 #: containers can bind-mount it): see docklab.grading.sealed.
 SEALED_SOCKET = "/engine/docker.sock"
+#: A sealed engine's data root (docklab/sealed-engine's entry script: dockerd --data-root).
+SEALED_DATA_ROOT = "/var/lib/sealed"
 #: Where an engine's socket usually is on the engine's host (Linux, Docker Desktop's VM).
 DEFAULT_SOCKET = "/var/run/docker.sock"
 #: Where a tool finds the engine: the SDK's and the CLI's default.
@@ -39,8 +41,16 @@ TOOL_SOCKET = "/var/run/docker.sock"
 
 
 def is_sealed(sandbox) -> bool:
-    """Whether the sandbox judges on a sealed engine (it then refers to course images by ID)."""
-    return bool(sandbox.references)
+    """Whether the sandbox judges on a sealed engine: one the grader loaded (it then refers to
+    course images by ID), or one reached through its socket on the grading host (``DOCKER_HOST``,
+    as a test points ``docklab check`` at one), known by its data root. Either way its own socket
+    is :data:`SEALED_SOCKET`, not the path the grading host reaches it by."""
+    if sandbox.references:
+        return True
+    try:
+        return sandbox.client.info().get("DockerRootDir") == SEALED_DATA_ROOT
+    except Exception:  # noqa: BLE001 - an engine that cannot say is judged as a plain one
+        return False
 
 
 def engine_socket(sandbox) -> str:

@@ -1,40 +1,66 @@
-"""Checks for the orchestration lab: a replicated swarm service, a rolling update, restarts.
+"""Checks for the orchestration lab: a stack file deployed on a swarm, a rolling update, restarts.
 
-The answer is a folder holding ``service.json`` (the lab folder, where the notebook's ``%%writefile
-service.json`` cell writes it), or the notebook itself (its last ``%%writefile service.json``
-cell). ``service.json`` is a service spec, its keys named like docker-py's
-``client.services.create`` arguments (and ``docker service create`` flags)::
+The learner writes ``stack.yaml`` (the notebook's ``%%writefile stack.yaml`` cell), a Compose file
+with a ``deploy:`` section, and deploys it with ``docker stack deploy -c stack.yaml lab``::
 
-    {"image": "busybox",
-     "command": ["sh", "-c", "echo version $VERSION; exec sleep 3600"],
-     "replicas": 3,                                   --replicas 3
-     "env": {"VERSION": "1"},                         --env VERSION=1
-     "labels": {"course.lab": "orchestration"},       --label course.lab=orchestration
-     "update_config": {"parallelism": 1, "delay": 1}, --update-parallelism 1 --update-delay 1s
-     "restart_policy": {"condition": "on-failure"},   --restart-condition on-failure
-     "update": {"env": {"VERSION": "2"}}}             the rolling update: docker service update --env-add
+    services:
+      web:
+        image: busybox
+        command: ["sh", "-c", "echo version $$VERSION; exec sleep 3600"]
+        environment:
+          VERSION: ${VERSION:-1}
+        deploy:
+          replicas: 3
+          update_config: {parallelism: 1, delay: 1s}
+          restart_policy: {condition: on-failure, delay: 500ms}
+          labels: {course.lab: orchestration}
 
-Durations are in seconds. Grading deploys it on a one-node swarm (``docker swarm init`` only when the
-engine is in none, and ``docker swarm leave`` afterwards only when grading created it), with the
-course labels, grading's memory and CPU limits, an init process, a 1 s stop grace period and a
-placement on the engine's own node, the course images by ID (:meth:`Sandbox.reference`), then
-judges from the engine: the running tasks, the service's ``Spec`` (UpdateConfig, RestartPolicy,
-Labels), a rolling update to the ``update`` section (its ``UpdateStatus`` and the tasks' new spec),
-and a task container killed on purpose (the swarm must replace it). The service and its containers
-are removed afterwards, pass or fail. The hidden test (:func:`restarts_only_on_failure`) reads the
-restart condition the judge recorded in ``details``.
+The rolling update is the Docker way of changing a stack: the same file deployed again with a new
+value, ``VERSION=2 docker stack deploy -c stack.yaml lab``. The docker CLI interpolates
+``${VERSION:-1}`` from its environment (1 when unset), and the swarm rolls the service's tasks to
+the new spec as ``update_config`` says. So the file is the whole answer: no second file, no invented
+"update" key.
 
-Sealed grading (``nbgrader autograde``, :mod:`docklab.grading`) runs this same judge, unchanged, in
-the submission's sealed engine: a rootless dockerd 20.10 with no network of its own, where the swarm
-is made (always: that engine is never in one) and thrown away with the engine. Nothing is deployed
-on the grading host's engine, which never joins or makes a swarm. Measured on that engine (2 cores,
-busybox): ``swarm init`` 0.6 s; 3 replicas with ``init``, limits and an on-failure restart policy
-running in 1.5 s; the rolling update (1 at a time, 1 s delay, 1 s monitor) completed in 10.6 s; a
-killed task replaced in 1.7 s. A spec like this lab's, with no network and no published port, is
-exactly what a rootless swarm can run (its tasks sit on the default bridge). What it cannot run:
-a user-defined overlay network (its tasks, ``endpoint_mode: dnsrr`` too, are rejected: ``mkdir
-/var/lib/docker/network: permission denied``), which is why ``service.json`` has no ``networks``
-key; a published port did attach to the ingress network there, and host-network tasks ran.
+**The answer path** (``docklab check orchestration <path>``) is a folder holding ``stack.yaml``
+(``stack.yml`` is found too), or the lab notebook, whose last ``%%writefile stack.yaml`` cell is
+the file.
+
+How it is judged. The file is untrusted: it is read as data, bounded (20 kB, and YAML anchors may
+not expand it past a few thousand nodes: a "billion laughs" file is refused before anything
+parses it further), and only what the lab asks for is kept: one service with ``image`` (a course
+image), ``command``, ``environment`` and a ``deploy:`` section (replicas, update_config,
+restart_policy, labels). Anything else (volumes and bind mounts, ports, ``privileged``,
+``cap_add``, ``network_mode``, secrets and configs read from files, other images, more than 5
+replicas) is refused with a sentence saying why, and nothing is deployed. The real docker CLI then
+reads the file, **inside the engine being judged**, in a container of the course image
+``docklab/docker-cli`` (:mod:`docklab.checks.inside`: read-only, no capabilities, no network, that
+engine's socket as its only engine, HOME=/tmp): ``docker stack config`` validates it and
+interpolates it twice, without VERSION and with VERSION=2. From each result grading writes a
+stack file of its own (the course image by the ID the judge recorded, its own stack name, the
+course labels on the service and its containers, memory and CPU limits, an init process, a 1 s
+stop grace period, tasks placed on the engine's own node) and deploys it with ``docker stack
+deploy`` from that container: first the VERSION=1 file, then the VERSION=2 one, which is the
+rolling update. The engine's state is then judged: the running tasks, the service's ``Spec``
+(UpdateConfig, RestartPolicy, Labels), the update's ``UpdateStatus`` and the tasks' new spec, and
+a task container killed on purpose (the swarm must replace it). ``docker stack rm`` removes it all
+afterwards, pass or fail. The hidden test (:func:`restarts_only_on_failure`) reads the restart
+condition the judge recorded in ``details``.
+
+The swarm: grading makes a one-node swarm only when the engine is in none (``docker swarm init``)
+and leaves it afterwards (:class:`OneNodeSwarm`). Sealed grading (``nbgrader autograde``,
+:mod:`docklab.grading`) runs this same judge in the submission's sealed engine, a rootless dockerd
+20.10 with no network of its own, where the swarm is always made and thrown away with the engine;
+the grading host's engine never joins or makes one. A rootless swarm cannot run overlay networks
+(its tasks are rejected: ``mkdir /var/lib/docker/network: permission denied``), and ``docker stack
+deploy`` puts every service on an overlay network ``<stack>_default`` unless told otherwise (the
+swarm has no ``none`` network to offer instead): on a rootless engine (a sealed one) grading's
+file puts the tasks on the external network ``host``, which there is the sandbox's own network
+namespace, with no network at all. On a rootful engine (a learner's own: ``docklab check``, the
+self-check) the tasks stay on the stack's default overlay network, labelled like everything else.
+
+Measured on the sealed engine (2 cores): ``docker stack deploy`` from the CLI container 0.2–0.4 s;
+a whole check of the right answer (deploy, 3 replicas, the update 1 task a second, a killed task
+replaced, ``docker stack rm``) 25–30 s; a file refused before the CLI reads it, under 0.1 s.
 
 Equivalent CLI: ``docklab check orchestration <folder or notebook> [--json]``.
 """
@@ -43,201 +69,421 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import time
 from pathlib import Path
 
 import docker.errors
 import requests.exceptions
-from docker.types import Resources, RestartPolicy, ServiceMode, UpdateConfig
 
 from docklab import labels as L
+from docklab.checks import inside
 from docklab.checks.answer import writefile_cell
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import EngineError, ImageError
 
-SPEC = "service.json"
+FILES = ("stack.yaml", "stack.yml")
 IMAGES = ("busybox", "python:3.11-slim")
+#: The docker CLI, run inside the judged engine.
+CLI_IMAGE = "docklab/docker-cli"
 REPLICAS = 3
+MAX_REPLICAS = 5
 PARALLELISM = 1
 DELAY = 1.0
 LABEL = ("course.lab", "orchestration")
+#: What the rolling update sets: ``VERSION=2 docker stack deploy -c stack.yaml lab``.
+VERSION = ("VERSION", "1", "2")
 SECOND = 1_000_000_000
+#: A stack file of this lab is a few hundred bytes; YAML anchors may not blow it up past this.
+FILE_BYTES = 20_000
+MAX_NODES = 2_000
 LESSON = "11-orchestration"
 TOPICS = {
-    "replicas_running": "a replicated service (docker service create --replicas)",
-    "update_config": "a rolling update (--update-parallelism, --update-delay)",
-    "labelled": "labels on a service (--label)",
+    "replicas_running": "a replicated service (deploy: replicas)",
+    "update_config": "a rolling update (deploy: update_config: parallelism, delay)",
+    "labelled": "labels on a service (deploy: labels)",
     "rolling_update": "a rolling update watched task by task",
-    "restarts_on_failure": "a killed task replaced (--restart-condition)",
+    "restarts_on_failure": "a killed task replaced (deploy: restart_policy: condition)",
 }
-KEYS = ("image", "command", "replicas", "env", "labels", "update_config", "restart_policy",
-        "update")
+
+#: What grading takes from the file; anything else is refused, saying why.
+SERVICE_KEYS = ("image", "command", "environment", "deploy")
+DEPLOY_KEYS = ("mode", "replicas", "update_config", "restart_policy", "labels", "resources")
+UPDATE_KEYS = ("parallelism", "delay", "order", "failure_action", "monitor")
+RESTART_KEYS = ("condition", "delay", "max_attempts", "window")
+#: Why a key a stack file may hold is not run by grading.
+REFUSED = {
+    "volumes": "grading mounts nothing: a bind mount would show the engine's host files "
+               "(a mount of / is the whole host) to the service",
+    "ports": "grading publishes no ports",
+    "privileged": "grading gives no extra privileges",
+    "cap_add": "grading gives no extra capabilities",
+    "security_opt": "grading gives no extra privileges",
+    "devices": "grading gives no devices of the host",
+    "network_mode": "grading chooses the network (network_mode: host shares the host's network)",
+    "networks": "grading chooses the network (this lab's service needs none)",
+    "pid": "grading shares no namespaces of the host",
+    "ipc": "grading shares no namespaces of the host",
+    "userns_mode": "grading shares no namespaces of the host",
+    "secrets": "grading reads no files of the host (a secret's file: is read where docker "
+               "stack deploy runs)",
+    "configs": "grading reads no files of the host (a config's file: is read where docker "
+               "stack deploy runs)",
+    "env_file": "grading reads no files of the host",
+    "build": "a stack deploys images, it does not build them",
+    "sysctls": "grading changes no kernel settings",
+    "ulimits": "grading sets the limits",
+}
 
 CRITERIA = [
-    Criterion("deploys", 1, "service.json is a valid spec and the service is created",
-              needs_image=False),
+    Criterion("deploys", 1, "stack.yaml is a stack file grading can deploy, and docker stack "
+              "deploy creates its service", needs_image=False),
     Criterion("replicas_running", 2, f"{REPLICAS} replicas run"),
     Criterion("update_config", 2, f"updates go {PARALLELISM} task at a time, {DELAY:.0f} s apart"),
     Criterion("labelled", 1, f"the service carries the label {LABEL[0]}={LABEL[1]}"),
-    Criterion("rolling_update", 2, "the rolling update converges: every replica runs the new spec"),
+    Criterion("rolling_update", 2, "VERSION=2 docker stack deploy again rolls every replica to "
+              "the new spec"),
     Criterion("restarts_on_failure", 2, "a task that fails is replaced"),
 ]
 
 
-# -- the answer's spec --------------------------------------------------------------------------
+# -- the file, read as data ---------------------------------------------------------------------
 
-def spec_text(answer) -> tuple[str | None, str]:
-    if SPEC in answer.files:
-        return answer.files[SPEC].decode("utf-8", "replace"), ""
+def stack_text(answer) -> tuple[str | None, str]:
+    """The learner's stack file, or (None, why not)."""
     if answer.kind == "notebook":
-
-        return writefile_cell(Path(answer.source), SPEC)
-    return None, (f"There is no {SPEC} in the folder {answer.source}: run the %%writefile "
-                  f"{SPEC} cell, which writes it next to the notebook.")
-
-
-def _seconds(value, name: str, limit: float = 10.0) -> int:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= limit:
-        raise ValueError(f'"{name}" is a number of seconds between 0 and {limit:.0f}.')
-    return int(value * SECOND)
+        return writefile_cell(Path(answer.source), *FILES)
+    for name in FILES:
+        if name in answer.files:
+            return answer.files[name].decode("utf-8", "replace"), ""
+    return None, (f"There is no stack.yaml in the folder {answer.source}: run the %%writefile "
+                  "stack.yaml cell, which writes it next to the notebook.")
 
 
-def _env(value, name: str) -> list[str]:
-    if not (isinstance(value, dict) and len(value) <= 20
-            and all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in
-                    value.items())):
-        raise ValueError(f'"{name}" maps names to values, e.g. {{"VERSION": "1"}}.')
-    return [f"{k}={v}" for k, v in value.items()]
+def _expanded_size(node, seen: dict, path: set) -> int:
+    """How many nodes ``node`` stands for once every alias is expanded (as a loader would)."""
+    if id(node) in path:
+        raise ValueError("an anchor refers to itself (a recursive structure)")
+    if id(node) in seen:
+        return seen[id(node)]
+    path.add(id(node))
+    size = 1
+    if isinstance(node.value, list):
+        for item in node.value:
+            for part in (item if isinstance(item, tuple) else (item,)):
+                size += _expanded_size(part, seen, path)
+                if size > MAX_NODES:
+                    break
+    path.discard(id(node))
+    seen[id(node)] = size
+    return size
 
 
-def parse_spec(text: str) -> tuple[dict | None, str]:
-    """service.json → {create: kwargs, update_env, update_image, ...}, or (None, what is wrong)."""
+def read_yaml(text: str) -> tuple[dict | None, str]:
+    """The file as a mapping, read safely and bounded; or (None, what is wrong)."""
+    import yaml
+
     if "raise NotImplementedError" in text:
-        return None, (f"{SPEC} still holds the placeholder `raise NotImplementedError()`: "
-                      "replace it with your JSON service spec.")
+        return None, ("stack.yaml still holds the placeholder `raise NotImplementedError()`: "
+                      "replace it with your stack file.")
+    if len(text.encode()) > FILE_BYTES:
+        return None, (f"stack.yaml is larger than {FILE_BYTES // 1000} kB; this lab's stack file "
+                      "is a dozen lines.")
     try:
-        spec = json.loads(text)
-    except ValueError as exc:
-        return None, (f"{SPEC} is not valid JSON ({exc}): one object in braces, keys and strings "
-                      "in double quotes, no trailing commas, no comments.")
-    if not isinstance(spec, dict):
-        return None, f"{SPEC} must hold one JSON object ({{...}})."
-    unknown = sorted(set(spec) - set(KEYS))
-    if unknown:
-        return None, (f"{SPEC} has keys grading does not accept: {', '.join(unknown)}. It takes "
-                      f"only {', '.join(KEYS)}.")
-    try:
-        image = spec.get("image")
-        if image not in IMAGES:
-            raise ValueError(f'"image" is one of the course images {", ".join(IMAGES)}.')
-        command = spec.get("command")
-        if command is not None and not (isinstance(command, list) and len(command) <= 20
-                                        and all(isinstance(c, str) for c in command)):
-            raise ValueError('"command" is a list of strings, e.g. ["sleep", "3600"].')
-        replicas = spec.get("replicas", 1)
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= 5:
-            raise ValueError('"replicas" is a whole number from 0 to 5.')
-        env = _env(spec.get("env") or {}, "env")
-        labels = spec.get("labels") or {}
-        if not (isinstance(labels, dict) and all(isinstance(k, str) and isinstance(v, str)
-                                                 for k, v in labels.items())):
-            raise ValueError('"labels" maps names to strings, e.g. {"course.lab": "orchestration"}.')
-        if any(k.startswith(L.PREFIX) for k in labels):
-            raise ValueError(f'"labels" under {L.PREFIX} are the course\'s own.')
-        update = spec.get("update_config") or {}
-        if not isinstance(update, dict) or set(update) - {"parallelism", "delay", "order",
-                                                          "failure_action", "monitor"}:
-            raise ValueError('"update_config" takes parallelism, delay, order, failure_action '
-                             'and monitor, e.g. {"parallelism": 1, "delay": 1}.')
-        parallelism = update.get("parallelism", 1)
-        if not isinstance(parallelism, int) or isinstance(parallelism, bool) or parallelism < 0:
-            raise ValueError('"update_config.parallelism" is a whole number (0: all at once).')
-        if update.get("order", "stop-first") not in ("stop-first", "start-first"):
-            raise ValueError('"update_config.order" is "stop-first" or "start-first".')
-        if update.get("failure_action", "pause") not in ("pause", "continue", "rollback"):
-            raise ValueError('"update_config.failure_action" is pause, continue or rollback.')
-        update_config = UpdateConfig(
-            parallelism=parallelism, delay=_seconds(update.get("delay", 0), "update_config.delay"),
-            order=update.get("order"), failure_action=update.get("failure_action", "pause"),
-            # Grading waits for the update: a 1 s monitor unless the answer says otherwise.
-            monitor=_seconds(update.get("monitor", 1), "update_config.monitor"))
-        restart = spec.get("restart_policy") or {}
-        if not isinstance(restart, dict) or set(restart) - {"condition", "delay", "max_attempts",
-                                                            "window"}:
-            raise ValueError('"restart_policy" takes condition, delay, max_attempts and window.')
-        if restart.get("condition", "any") not in ("none", "on-failure", "any"):
-            raise ValueError('"restart_policy.condition" is none, on-failure or any.')
-        attempts = restart.get("max_attempts", 0)
-        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
-            raise ValueError('"restart_policy.max_attempts" is a whole number.')
-        restart_policy = RestartPolicy(
-            condition=restart.get("condition", "any"),
-            delay=_seconds(restart.get("delay", 1), "restart_policy.delay"),
-            max_attempts=attempts, window=_seconds(restart.get("window", 0),
-                                                   "restart_policy.window", 60))
-        change = spec.get("update")
-        if not isinstance(change, dict) or not change or set(change) - {"env", "image"}:
-            raise ValueError('"update" says what the rolling update changes: "env" and/or '
-                             '"image", e.g. {"env": {"VERSION": "2"}}.')
-        if "image" in change and change["image"] not in IMAGES:
-            raise ValueError(f'"update.image" is one of {", ".join(IMAGES)}.')
-        new_env = _env(change.get("env") or {}, "update.env")
-    except ValueError as exc:
-        return None, f"{SPEC}: {exc}"
-    merged = dict(item.split("=", 1) for item in env)
-    merged.update(dict(item.split("=", 1) for item in new_env))
-    return {
-        "image": image, "command": command, "replicas": replicas, "env": env, "labels": labels,
-        "update_config": update_config, "restart_policy": restart_policy,
-        "new_image": change.get("image", image),
-        "new_env": [f"{k}={v}" for k, v in merged.items()],
-    }, ""
+        nodes = list(yaml.compose_all(text))
+        if len(nodes) != 1 or nodes[0] is None:
+            return None, "stack.yaml must hold one YAML document, a mapping with services:."
+        if _expanded_size(nodes[0], {}, set()) > MAX_NODES:
+            return None, ("stack.yaml's anchors and aliases (&name, *name) expand to more than "
+                          f"{MAX_NODES} values: grading reads no file that grows when it is "
+                          "loaded (a \"billion laughs\" file).")
+        raw = yaml.safe_load(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        return None, f"stack.yaml is not valid YAML: {str(exc)[:300]}"
+    if not isinstance(raw, dict) or not isinstance(raw.get("services"), dict):
+        return None, ("stack.yaml is a YAML mapping with a services: section, e.g. "
+                      "services: {web: {image: busybox, ...}}.")
+    return raw, ""
 
 
-# -- the swarm ----------------------------------------------------------------------------------
+def problems(raw: dict) -> list[str]:
+    """What in the file (as written) grading will not run, or this lab does not have."""
+    found = []
+    for key in raw:
+        if key in ("version", "services") or str(key).startswith("x-"):
+            continue
+        why = REFUSED.get(key, "this lab's stack has one service and nothing else")
+        found.append(f"top-level {key}: ({why}).")
+    services = raw["services"]
+    if len(services) != 1:
+        found.append(f"The file has {len(services)} services; this lab's stack has one "
+                     "(e.g. web).")
+    for name, service in services.items():
+        if not isinstance(service, dict):
+            found.append(f"service {name} is a mapping (image:, command:, ...).")
+            continue
+        for key in service:
+            if key not in SERVICE_KEYS:
+                why = REFUSED.get(key, "this lab's service needs only image, command, "
+                                       "environment and deploy")
+                found.append(f"service {name}: {key}: is not run by grading ({why}).")
+        deploy = service.get("deploy") or {}
+        if not isinstance(deploy, dict):
+            found.append(f"service {name}: deploy: is a mapping (replicas:, update_config:, ...).")
+            continue
+        for key in deploy:
+            if key not in DEPLOY_KEYS:
+                found.append(f"service {name}: deploy: {key}: is not run by grading (it takes "
+                             f"{', '.join(DEPLOY_KEYS)}).")
+        for section, keys in (("update_config", UPDATE_KEYS), ("restart_policy", RESTART_KEYS)):
+            part = deploy.get(section) or {}
+            extra = sorted(map(str, set(part) - set(keys))) if isinstance(part, dict) else []
+            if extra:
+                found.append(f"service {name}: deploy: {section}: {', '.join(extra)} (it takes "
+                             f"{', '.join(keys)}).")
+    return found
 
-class _Swarm:
-    """A swarm to deploy on: the engine's own, or one made here and left again afterwards."""
 
-    def __init__(self, sandbox: Sandbox):
-        self.sandbox = sandbox
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def seconds(value, name: str, limit: float = 10.0) -> float:
+    """A Compose duration (``1s``, ``500ms``, ``1m30s``) in seconds, at most ``limit``."""
+    text = str(value).strip()
+    if text == "0":
+        return 0.0
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{name} is a duration such as 1s or 500ms, not {value!r}.")
+    total = sum(float(n) * _UNIT[u] for n, u in parts)
+    if total > limit:
+        raise ValueError(f"{name} is at most {limit:g}s here (grading waits for it), not {text}.")
+    return total
+
+
+def _whole(value, name: str, low: int = 0, high: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low or \
+            (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise ValueError(f"{name} is a whole number {span}, not {value!r}.")
+    return value
+
+
+def service_of(config: dict) -> dict:
+    """From ``docker stack config``'s output (the file validated and interpolated), the one
+    service as grading runs it: {name, image, command, environment, replicas, labels,
+    update_config, restart_policy}. Raises ValueError saying what is wrong."""
+    (name, service), = config["services"].items()
+    image = str(service.get("image", "")).removeprefix("docker.io/").removeprefix("library/")
+    image = image.removesuffix(":latest")
+    if image not in IMAGES:
+        raise ValueError(f"image is {service.get('image')!r}; the stack runs the course's "
+                         f"busybox (grading runs only {', '.join(IMAGES)}).")
+    command = service.get("command")
+    if isinstance(command, str):
+        command = shlex.split(command)  # as Compose reads a command written as one string
+    if command is not None and not (isinstance(command, list) and len(command) <= 20
+                                    and all(isinstance(c, str) for c in command)):
+        raise ValueError('command is a list of strings, e.g. ["sleep", "3600"].')
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):
+        environment = dict(item.split("=", 1) if "=" in item else (item, "")
+                           for item in environment)
+    if not isinstance(environment, dict) or len(environment) > 20:
+        raise ValueError("environment maps at most 20 names to values, e.g. VERSION: "
+                         "${VERSION:-1}.")
+    environment = {str(k): "" if v is None else str(v) for k, v in environment.items()}
+    deploy = service.get("deploy") or {}
+    if deploy.get("mode", "replicated") != "replicated":
+        raise ValueError("deploy: mode is replicated (the lab's service runs a number of "
+                         "replicas).")
+    replicas = deploy.get("replicas", 1)
+    if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas > MAX_REPLICAS:
+        raise ValueError(f"deploy: replicas: {replicas} is more than grading runs (at most "
+                         f"{MAX_REPLICAS}); the lab asks for {REPLICAS}.")
+    replicas = _whole(replicas, "deploy: replicas", 0, MAX_REPLICAS)
+    labels = deploy.get("labels") or {}
+    if isinstance(labels, list):
+        labels = dict(item.split("=", 1) if "=" in item else (item, "") for item in labels)
+    if not isinstance(labels, dict):
+        raise ValueError(  # noqa: TRY004 - feedback, caught with the rest
+            "deploy: labels maps names to values, e.g. course.lab: orchestration.")
+    labels = {str(k): str(v) for k, v in labels.items()}
+    if any(k.startswith(L.PREFIX) for k in labels):
+        raise ValueError(f"deploy: labels under {L.PREFIX} are the course's own.")
+    update = deploy.get("update_config") or {}
+    update_config = {
+        "parallelism": _whole(update.get("parallelism", 1), "update_config: parallelism"),
+        "delay": seconds(update.get("delay", 0), "update_config: delay"),
+        # Grading waits for the update: a 1 s monitor unless the file says otherwise.
+        "monitor": seconds(update.get("monitor", "1s"), "update_config: monitor"),
+        "order": update.get("order", "stop-first"),
+        "failure_action": update.get("failure_action", "pause"),
+    }
+    if update_config["order"] not in ("stop-first", "start-first"):
+        raise ValueError("update_config: order is stop-first or start-first.")
+    if update_config["failure_action"] not in ("pause", "continue", "rollback"):
+        raise ValueError("update_config: failure_action is pause, continue or rollback.")
+    restart = deploy.get("restart_policy") or {}
+    restart_policy = {
+        "condition": restart.get("condition", "any"),
+        "delay": seconds(restart.get("delay", "5s"), "restart_policy: delay"),
+        "max_attempts": _whole(restart.get("max_attempts", 0), "restart_policy: max_attempts"),
+        "window": seconds(restart.get("window", 0), "restart_policy: window", 60),
+    }
+    if restart_policy["condition"] not in ("none", "on-failure", "any"):
+        raise ValueError("restart_policy: condition is none, on-failure or any.")
+    return {"name": str(name), "image": image, "command": command, "environment": environment,
+            "replicas": replicas, "labels": labels, "update_config": update_config,
+            "restart_policy": restart_policy}
+
+
+def _escaped(value):
+    """Strings with ``$`` doubled: grading's file is interpolated once more by the CLI, and
+    holds what the learner's file resolved to already."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    return value
+
+
+def _duration(value: float) -> str:
+    return f"{round(value * 1000)}ms"
+
+
+def _rootless(client: docker.DockerClient) -> bool:
+    """Whether the engine runs rootless (a sealed engine does; so may a learner's)."""
+    return any("rootless" in option for option in client.info().get("SecurityOptions") or [])
+
+
+def graded_stack(service: dict, sandbox: Sandbox, node: str | None) -> dict:
+    """A stack file of grading's own with the lab's part of the learner's service, bounded and
+    labelled (JSON, which docker stack deploy reads as YAML)."""
+    limits = sandbox.limits
+    update, restart = service["update_config"], service["restart_policy"]
+    spec = {
+        "image": sandbox.reference(service["image"]).id,
+        "environment": service["environment"],
+        "init": True,
+        "stop_grace_period": "1s",
+        "labels": sandbox.labels("container"),
+        "deploy": {
+            "mode": "replicated", "replicas": service["replicas"],
+            "labels": {**service["labels"], **sandbox.labels("service")},
+            "update_config": {**update, "delay": _duration(update["delay"]),
+                              "monitor": _duration(update["monitor"])},
+            "restart_policy": {**restart, "delay": _duration(restart["delay"]),
+                               "window": _duration(restart["window"])},
+            "resources": {"limits": {"memory": f"{limits.memory}b",
+                                     "cpus": f"{limits.cpus / 2:g}"}},
+            # The tasks stay on this engine, where the image IDs are.
+            "placement": {"constraints": [f"node.id=={node}"] if node else []},
+        },
+    }
+    if service["command"] is not None:
+        spec["command"] = service["command"]
+    if _rootless(sandbox.client):
+        # A rootless swarm runs no overlay network (see the module's docstring).
+        spec["networks"] = ["outside"]
+        networks = {"outside": {"external": True, "name": "host"}}
+    else:
+        networks = {"default": {"labels": sandbox.labels("network")}}
+    return {"version": "3.8", "services": {service["name"]: _escaped(spec)},
+            "networks": networks}
+
+
+# -- the swarm and the CLI ----------------------------------------------------------------------
+
+class OneNodeSwarm:
+    """A swarm to deploy on: the engine's own, or a one-node swarm made here and left again.
+
+    ``docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377`` when the engine
+    is in none (with ``labels``), ``docker swarm leave --force`` on :meth:`leave` only when it made
+    it, or an earlier run with the same lesson label did (a kernel that stopped half-way). A
+    worker of another swarm is refused: stacks are deployed on a manager.
+    """
+
+    def __init__(self, client: docker.DockerClient, labels: dict[str, str]):
+        self.client = client
+        self.labels = labels
         self.created = False
         self.had_gwbridge = True
 
-    def __enter__(self):
-        client = self.sandbox.client
-        state = client.info().get("Swarm") or {}
+    def join(self) -> OneNodeSwarm:
+        """Make the swarm, or use the engine's own; returns itself."""
+        state = self.client.info().get("Swarm") or {}
         if state.get("LocalNodeState") == "inactive":
-            self.had_gwbridge = bool(client.networks.list(names=["docker_gwbridge"]))
+            self.had_gwbridge = bool(self.client.networks.list(names=["docker_gwbridge"]))
             try:
-                client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377",
-                                  labels=self.sandbox.labels("swarm"))
+                self.client.swarm.init(advertise_addr="127.0.0.1",
+                                       listen_addr="127.0.0.1:2377", labels=self.labels)
                 self.created = True
             except docker.errors.APIError as exc:
                 if "already part of a swarm" not in str(exc):
-                    raise EngineError(f"Grading could not create a swarm: {exc}",
+                    raise EngineError(f"A swarm could not be created: {exc}",
                                       "Check the engine (`docklab doctor`).") from exc
         elif not state.get("ControlAvailable") and state.get("LocalNodeState") == "active":
-            raise EngineError("The engine is a swarm worker: services are created on a manager.",
-                              "Grade on an engine that is not in a swarm, or on a manager.")
-        self.sandbox.details["swarm_created"] = self.created
+            raise EngineError("The engine is a swarm worker: stacks are deployed on a manager.",
+                              "Use an engine that is not in a swarm, or a manager.")
+        elif state.get("LocalNodeState") == "active":
+            self.client.swarm.reload()
+            theirs = (self.client.swarm.attrs.get("Spec") or {}).get("Labels") or {}
+            mine = self.labels.get(L.LESSON)
+            if mine and theirs.get(L.LESSON) == mine:
+                self.created, self.had_gwbridge = True, False  # an earlier run's: ours to leave
         return self
 
-    def __exit__(self, *exc):
+    def __enter__(self) -> OneNodeSwarm:  # noqa: PYI034
+        return self.join()
+
+    def __exit__(self, *exc) -> None:
+        self.leave()
+
+    def leave(self) -> bool:
+        """Leave the swarm if this object made it (and remove the docker_gwbridge it added)."""
         if not self.created:
-            return
-        client = self.sandbox.client
+            return False
         try:
-            client.swarm.leave(force=True)
+            self.client.swarm.leave(force=True)
         except docker.errors.APIError:
-            return
+            return False
+        self.created = False
         if not self.had_gwbridge:
-            for network in client.networks.list(names=["docker_gwbridge"]):
+            for network in self.client.networks.list(names=["docker_gwbridge"]):
                 try:
                     network.remove()
                 except docker.errors.APIError:
                     pass
+        return True
+
+
+class _StackTool(inside.ToolContainer):
+    """A container of ``docklab/docker-cli`` on the judged engine; ``docker stack`` runs in it
+    (:class:`~docklab.checks.inside.ToolContainer`: no shell, a time bound, /tmp only). Its
+    environment is the container's (HOME=/tmp, PATH) and what a command adds (``env``)."""
+
+    def __init__(self, sandbox: Sandbox):
+        super().__init__(sandbox, CLI_IMAGE)
+        self.log: list[str] = []
+
+    def docker(self, *args: str, env: dict[str, str] | None = None,
+               timeout: float = 60) -> tuple[int, str, str]:
+        """``docker ARGS`` in the container: (exit status, stdout, stderr)."""
+        assignments = [f"{name}={value}" for name, value in (env or {}).items()]
+        result = self.run(["env", *assignments, "docker", *args], timeout)
+        self.log.append(f"$ docker {' '.join(args)} → {result.returncode}\n"
+                        f"{result.stderr[-1500:]}")
+        return result.returncode, result.stdout, result.stderr
+
+
+def _stack_name(sandbox: Sandbox) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", f"grade-{sandbox.run_id[-8:]}".lower())
 
 
 def _wait(condition, timeout: float, interval: float = 0.5):
@@ -273,34 +519,95 @@ def _running(service, env: list[str] | None = None, image: str | None = None) ->
     return out
 
 
-def _remove_service(sandbox: Sandbox, service) -> None:
-    try:
-        service.remove()
-    except (docker.errors.APIError, requests.exceptions.RequestException):
-        pass
+def _remove_stack(sandbox: Sandbox, tool: _StackTool, stack: str) -> None:
+    """``docker stack rm``, then what the swarm leaves for a moment: the tasks' containers
+    (removed by the swarm a moment later: waited for) and the stack's network."""
+    tool.docker("stack", "rm", stack, timeout=60)
     client = sandbox.client
-    filters = {"label": [f"com.docker.swarm.service.id={service.id}"]}
-    # The swarm removes the tasks' containers by itself, a moment later: wait for it.
+    filters = {"label": [f"com.docker.stack.namespace={stack}"]}
     _wait(lambda: not client.api.containers(all=True, filters=filters), 20)
     for container in client.api.containers(all=True, filters=filters):
         sandbox.remove_container(container["Id"])
+    for service in client.services.list(filters=filters):
+        try:
+            service.remove()
+        except docker.errors.APIError:
+            pass
+    for network in client.networks.list(filters=filters):
+        try:
+            network.remove()
+        except docker.errors.APIError:
+            pass
+
+
+def stack_gone(client: docker.DockerClient, stack: str, timeout: float = 30) -> bool:
+    """Wait until the swarm has removed what ``docker stack rm STACK`` asked it to: the tasks'
+    containers and the stack's networks go a moment after the command returns."""
+    filters = {"label": [f"com.docker.stack.namespace={stack}"]}
+
+    def gone() -> bool:
+        try:
+            return not (client.api.containers(all=True, filters=filters)
+                        or client.services.list(filters=filters)
+                        or client.networks.list(filters=filters))
+        except docker.errors.APIError:  # e.g. the engine is in no swarm: no services to list
+            return not client.api.containers(all=True, filters=filters)
+
+    return bool(_wait(gone, timeout))
+
+
+def watch_update(client: docker.DockerClient, name: str, timeout: float = 40,
+                 show=print) -> str | None:
+    """``docker service ps NAME`` every half second, one line each time it changes, until the
+    service's rolling update has ended (or ``timeout``): each task's slot, its VERSION and state.
+    Returns the update's last state (``completed``, ``paused``...), None if there was none."""
+    try:
+        service = client.services.get(name)
+    except docker.errors.NotFound:
+        show(f"There is no service {name} yet: deploy the stack first (the cells above).")
+        return None
+    started, last, state = time.monotonic(), None, None
+    while time.monotonic() - started < timeout:
+        service.reload()
+        state = (service.attrs.get("UpdateStatus") or {}).get("State")
+        tasks = sorted(service.tasks(filters={"desired-state": "running"}),
+                       key=lambda t: t.get("Slot", 0))
+        line = "  ".join(
+            f"{name}.{t.get('Slot')} {_version(t)} {t.get('Status', {}).get('State')}"
+            for t in tasks)
+        if line != last:
+            show(f"{time.monotonic() - started:5.1f} s  update {state or '-':<10} {line}")
+            last = line
+        if state in ("completed", "paused", "rollback_completed", "rollback_paused", None) \
+                and time.monotonic() - started > 2:
+            break
+        time.sleep(0.5)
+    return state
+
+
+def _version(task: dict) -> str:
+    env = (task.get("Spec", {}).get("ContainerSpec", {}).get("Env") or [])
+    return next((item for item in env if item.startswith(f"{VERSION[0]}=")), f"{VERSION[0]}=?")
 
 
 # -- the verdicts -------------------------------------------------------------------------------
 
 def _verdict_replicas(service, wanted: int) -> Verdict:
-    running = _wait(lambda: len(_running(service)) >= REPLICAS and _running(service), 40)
+    # Wait for as many as the file asks (up to the lab's 3): 2 of 2 need not wait 40 s for a third.
+    target = min(wanted, REPLICAS)
+    running = _wait(lambda: len(_running(service)) >= target and _running(service), 40)
     count = len(running or _running(service))
     if wanted != REPLICAS:
-        return failed(f"The spec asks for {wanted} replica(s); the lab asks for {REPLICAS}: "
-                      f'"replicas": {REPLICAS} (docker service create --replicas {REPLICAS}).')
+        return failed(f"The stack asks for {wanted} replica(s); the lab asks for {REPLICAS}: "
+                      f"deploy: replicas: {REPLICAS} (docker service ls shows {REPLICAS}/"
+                      f"{REPLICAS}).")
     if count < REPLICAS:
         states = sorted({t.get("Status", {}).get("State", "?") + ": "
                          + (t.get("Status", {}).get("Err") or t.get("Status", {}).get("Message", ""))
                          for t in service.tasks()})
-        return failed(f"Only {count} of {REPLICAS} replicas ran within 40 s. The tasks said: "
-                      f"{'; '.join(states)[:600]}. A task must keep running: its command may not "
-                      "exit (e.g. exec sleep 3600 after the greeting).")
+        return failed(f"Only {count} of {REPLICAS} replicas ran within 40 s. docker service ps "
+                      f"said: {'; '.join(states)[:600]}. A task must keep running: its command "
+                      "may not exit (e.g. exec sleep 3600 after the greeting).")
     return passed(f"{count} replicas run.")
 
 
@@ -310,9 +617,9 @@ def _verdict_update_config(spec: dict) -> Verdict:
     if parallelism != PARALLELISM or delay != DELAY:
         return failed(f"The service updates {parallelism} task(s) at a time, {delay:g} s apart; "
                       f"the lab asks for {PARALLELISM} at a time, {DELAY:g} s apart: "
-                      f'"update_config": {{"parallelism": {PARALLELISM}, "delay": {DELAY:g}}} '
-                      f"(--update-parallelism {PARALLELISM} --update-delay {DELAY:g}s), so that "
-                      "most replicas keep serving while one is replaced.")
+                      f"deploy: update_config: {{parallelism: {PARALLELISM}, delay: {DELAY:g}s}}, "
+                      "so that most replicas keep serving while one is replaced (parallelism 0 "
+                      "means all at once).")
     return passed(f"UpdateConfig: Parallelism {parallelism}, Delay {delay:g} s.")
 
 
@@ -320,42 +627,57 @@ def _verdict_label(spec: dict) -> Verdict:
     found = (spec.get("Labels") or {}).get(LABEL[0])
     if found != LABEL[1]:
         return failed(f"The service's label {LABEL[0]} is {found!r}, not {LABEL[1]!r}: "
-                      f'"labels": {{"{LABEL[0]}": "{LABEL[1]}"}} (--label '
-                      f"{LABEL[0]}={LABEL[1]}).")
+                      f"deploy: labels: {{{LABEL[0]}: {LABEL[1]}}} (a label under deploy: is the "
+                      "service's; one beside image: would go on its containers only).")
     return passed(f"Labels: {LABEL[0]}={LABEL[1]}.")
 
 
-def _verdict_update(service, parsed: dict, base_env: list[str], new_image: str) -> Verdict:
-    """Roll the service to the ``update`` section (``new_image``: the new image's ID)."""
-    if parsed["new_env"] == base_env and parsed["new_image"] == parsed["image"]:
-        return failed('The "update" section changes nothing: a rolling update needs a new spec '
-                      '(a new "env" value or "image").')
-    try:
-        service.reload()
-        service.update(image=new_image, env=parsed["new_env"])
-    except docker.errors.APIError as exc:
-        return failed(f"The engine refused the update: {exc.explanation or exc}")
+def _env_list(environment: dict) -> list[str]:
+    return [f"{k}={v}" for k, v in environment.items()]
+
+
+def _verdict_update(sandbox: Sandbox, tool: _StackTool, stack: str, service,
+                    before: dict, after: dict, node: str | None) -> Verdict:
+    """Deploy the VERSION=2 reading of the file again, and watch the rolling update."""
+    name, old, new = VERSION
+    got_before, got_after = before["environment"].get(name), after["environment"].get(name)
+    if got_before != old or got_after != new:
+        return failed(f"Deployed without VERSION set, the stack's {name} is {got_before!r}; with "
+                      f"VERSION={new} docker stack deploy, it is {got_after!r}. The lab asks for "
+                      f"{old} and then {new}: environment: {{{name}: ${{{name}:-{old}}}}} takes the "
+                      "value from the shell that runs docker stack deploy, 1 when it is unset.")
+    if graded_stack(before, sandbox, node) == graded_stack(after, sandbox, node):
+        return failed("VERSION=2 docker stack deploy changes nothing in the service: a rolling "
+                      "update needs a new spec.")
+    tool.write("graded.json", json.dumps(graded_stack(after, sandbox, node)))
+    code, _, err = tool.docker("stack", "deploy", "-c", "graded.json", "--resolve-image",
+                               "never", "--detach=true", stack)
+    if code != 0:
+        return failed(f"docker stack deploy of the update failed: {err.strip()[-400:]}")
+    new_env = _env_list(after["environment"])
+    new_image = sandbox.reference(after["image"]).id
 
     def converged():
         service.reload()
         state = (service.attrs.get("UpdateStatus") or {}).get("State")
         if state in ("paused", "rollback_completed", "rollback_paused"):
             return state
-        new = _running(service, parsed["new_env"], new_image)
-        old = [t for t in _running(service) if t not in new]
-        return state == "completed" and len(new) >= REPLICAS and not old and state
+        fresh = _running(service, new_env, new_image)
+        stale = [t for t in _running(service) if t not in fresh]
+        return state == "completed" and len(fresh) >= after["replicas"] and not stale and state
 
     state = _wait(converged, 60)
     if state != "completed":
         status = service.attrs.get("UpdateStatus") or {}
         return failed(f"The rolling update did not converge within 60 s: its state is "
                       f"{status.get('State') or 'unknown'} ({status.get('Message', '')}), and "
-                      f"{len(_running(service, parsed['new_env'], new_image))} of "
-                      f"{REPLICAS} replicas run the new spec.")
-    return passed(f"the update completed: {REPLICAS} replicas run the new spec.")
+                      f"{len(_running(service, new_env, new_image))} of {after['replicas']} "
+                      "replicas run the new spec.")
+    return passed(f"VERSION={new} docker stack deploy: the update completed, "
+                  f"{after['replicas']} replicas run the new spec.")
 
 
-def _verdict_restart(sandbox: Sandbox, service, spec: dict) -> Verdict:
+def _verdict_restart(sandbox: Sandbox, service, spec: dict, wanted: int) -> Verdict:
     policy = (spec.get("TaskTemplate") or {}).get("RestartPolicy") or {}
     condition = policy.get("Condition")
     sandbox.details["restart_condition"] = condition
@@ -370,72 +692,101 @@ def _verdict_restart(sandbox: Sandbox, service, spec: dict) -> Verdict:
     except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
         return unjudged(f"grading could not kill a task's container ({exc}).")
     replaced = _wait(lambda: len([t for t in _running(service) if t["ID"] != victim["ID"]])
-                     >= REPLICAS, patience)
+                     >= wanted, patience)
     if not replaced:
         return failed(f"A task's container was killed (exit code 137) and the swarm did not "
                       f"replace it within {patience:.0f} s: the restart condition is {condition!r}. "
-                      '"restart_policy": {"condition": "on-failure"} (--restart-condition '
-                      "on-failure) makes the swarm start a new task when one fails.")
+                      "deploy: restart_policy: {condition: on-failure} makes the swarm start a new "
+                      "task when one fails.")
     return passed(f"a killed task was replaced (restart condition {condition}).")
 
 
+def _refused(verdicts: dict, lab: Lab, why: str, reason: str) -> dict[str, Verdict]:
+    verdicts["deploys"] = failed(why)
+    verdicts.update(not_judged(lab, reason))
+    return verdicts
+
+
+def _interpolated(tool: _StackTool, env: dict[str, str]) -> tuple[dict | None, str]:
+    """``docker stack config -c stack.yaml`` with ``env``: the file validated and interpolated."""
+    import yaml
+
+    code, out, err = tool.docker("stack", "config", "-c", "stack.yaml", env=env, timeout=30)
+    if code != 0:
+        return None, f"docker stack config refused the file: {err.strip()[-400:]}"
+    try:
+        config = yaml.safe_load(out)
+    except yaml.YAMLError as exc:
+        return None, f"docker stack config wrote what grading cannot read ({exc})."
+    return config, ""
+
+
 def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
-    client = sandbox.client
-    verdicts: dict[str, Verdict] = {}
-    text, why = spec_text(answer)
-    parsed, problem = parse_spec(text) if text is not None else (None, why)
-    if parsed is None:
-        verdicts["deploys"] = failed(problem)
-        verdicts.update(not_judged(lab, "there is no valid service spec to deploy."))
-        return verdicts
-    # The course images by ID (on a sealed engine, the IDs the grader loaded): a swarm given an
-    # ID neither asks a registry for it nor takes a tag that something else moved.
-    image_ids = {}
-    for image in IMAGES:
+    for image in (*IMAGES, CLI_IMAGE):
         try:
-            image_ids[image] = sandbox.reference(image).id
+            sandbox.reference(image)
         except docker.errors.ImageNotFound as exc:
-            raise ImageError(f"The course image {image} is not on this engine.",
+            raise ImageError(f"The course image {image} is not on this engine, so the "
+                             "orchestration lab cannot be judged.",
                              "Run `docklab images prepare`.") from exc
-    limits = sandbox.limits
-    with _Swarm(sandbox):
+    verdicts: dict[str, Verdict] = {}
+    text, why = stack_text(answer)
+    raw, why = read_yaml(text) if text is not None else (None, why)
+    if raw is None:
+        return _refused(verdicts, lab, why, "there is no stack file to deploy.")
+    found = problems(raw)
+    if found:
+        return _refused(verdicts, lab, " ".join(found)[:1500],
+                        "grading deploys only a stack with what this lab asks for (see deploys).")
+    client = sandbox.client
+    with _StackTool(sandbox) as tool, OneNodeSwarm(client, sandbox.labels("swarm")) as swarm:
+        sandbox.details["swarm_created"] = swarm.created
+        tool.write("stack.yaml", text)
+        readings = []
+        for env in ({}, {VERSION[0]: VERSION[2]}):
+            config, why = _interpolated(tool, env)
+            if config is None:
+                return _refused(verdicts, lab, why, "docker stack config refused the file.")
+            try:
+                readings.append(service_of(config))
+            except (ValueError, KeyError, AttributeError, TypeError) as exc:
+                return _refused(verdicts, lab, f"stack.yaml: {exc}",
+                                "there is no stack grading can deploy.")
+        before, after = readings
+        sandbox.details["environment"] = {"without VERSION": before["environment"],
+                                          "VERSION=2": after["environment"]}
         node = (client.info().get("Swarm") or {}).get("NodeID")
+        stack = _stack_name(sandbox)
         try:
-            service = client.services.create(
-                image_ids[parsed["image"]], parsed["command"],
-                name=f"docklab-grade-{sandbox.run_id}",
-                env=parsed["env"], labels={**parsed["labels"], **sandbox.labels("service")},
-                container_labels=sandbox.labels("container"),
-                mode=ServiceMode("replicated", replicas=parsed["replicas"]),
-                update_config=parsed["update_config"], restart_policy=parsed["restart_policy"],
-                resources=Resources(mem_limit=limits.memory,
-                                    cpu_limit=int(limits.cpus * SECOND / 2)),
-                init=True, stop_grace_period=SECOND,
-                # The tasks stay on this engine, where the image IDs are.
-                constraints=[f"node.id=={node}"] if node else None)
-        except docker.errors.APIError as exc:
-            verdicts["deploys"] = failed(f"The engine refused the service: "
-                                         f"{exc.explanation or exc}")
-            verdicts.update(not_judged(lab, "the service was not created."))
-            return verdicts
-        try:
-            verdicts["deploys"] = passed(f"service {service.name} created.")
-            verdicts["replicas_running"] = _verdict_replicas(service, parsed["replicas"])
+            tool.write("graded.json", json.dumps(graded_stack(before, sandbox, node)))
+            code, _, err = tool.docker("stack", "deploy", "-c", "graded.json", "--resolve-image",
+                                       "never", "--detach=true", stack)
+            try:
+                service = client.services.get(f"{stack}_{before['name']}")
+            except docker.errors.NotFound:
+                service = None
+            if code != 0 or service is None:
+                return _refused(verdicts, lab, f"docker stack deploy failed: "
+                                f"{err.strip()[-400:]}", "the stack was not deployed.")
+            verdicts["deploys"] = passed(f"docker stack deploy created the service "
+                                         f"{service.name}.")
+            verdicts["replicas_running"] = _verdict_replicas(service, before["replicas"])
             service.reload()
             spec = service.attrs.get("Spec") or {}
             verdicts["update_config"] = _verdict_update_config(spec)
             verdicts["labelled"] = _verdict_label(spec)
             if _running(service):
-                verdicts["rolling_update"] = _verdict_update(
-                    service, parsed, parsed["env"], image_ids[parsed["new_image"]])
+                verdicts["rolling_update"] = _verdict_update(sandbox, tool, stack, service,
+                                                             before, after, node)
                 service.reload()
                 verdicts["restarts_on_failure"] = _verdict_restart(
-                    sandbox, service, service.attrs.get("Spec") or {})
+                    sandbox, service, service.attrs.get("Spec") or {}, after["replicas"])
             else:
                 verdicts.update(not_judged(lab, "no replica ran, so there was nothing to update "
                                            "or to kill.", skip=tuple(verdicts)))
         finally:
-            _remove_service(sandbox, service)
+            _remove_stack(sandbox, tool, stack)
+            sandbox.details["stack_log"] = tool.log[-6:]
     return verdicts
 
 
@@ -452,8 +803,8 @@ def restarts_only_on_failure(details: dict) -> Verdict:
     return passed("The restart condition is on-failure.")
 
 
-LAB = Lab("orchestration", "orchestration: a replicated service and a rolling update", CRITERIA,
-          judge, base_image="busybox", images=IMAGES,
+LAB = Lab("orchestration", "orchestration: a stack, its rolling update and its restarts",
+          CRITERIA, judge, base_image="busybox", images=(*IMAGES, CLI_IMAGE),
           hidden={"restarts_on_failure": restarts_only_on_failure}, sealed_ready=True,
           lesson=LESSON, topics=TOPICS)
 
