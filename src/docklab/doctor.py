@@ -73,7 +73,7 @@ def _check_engine(client: docker.DockerClient) -> Check:
                else "legacy builder by default (BuildKit only on request)")
     detail = (f"Docker Engine {s['version']} (API {s['api_version']}) at {s['address']}, {s['os']}, "
               f"{image_store(client, info).description}, builder: {builder}, "
-              f"buildx CLI: {_buildx_version() or 'none'}, cgroup v{s['cgroup_version']}")
+              f"buildx CLI: {buildx_version() or 'none'}, cgroup v{s['cgroup_version']}")
     return Check("engine", True, detail, warning=end_of_life_warning(s["version"] or ""))
 
 
@@ -93,7 +93,7 @@ def end_of_life_warning(version: str) -> str:
             "Engine 28 beside it to try the course there.")
 
 
-def _buildx_version() -> str:
+def buildx_version() -> str:
     """``docker buildx version`` of this machine's CLI ("" without one): what `docker build` needs
     to use BuildKit."""
     docker_cli = shutil.which("docker")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from docklab.widgets.build import BuildModel
+import pytest
+
+from docklab.widgets.build import BuildKitModel, BuildModel, buildx_command
 from docklab.widgets.compose import compare, desired_state, interpolate, project_name
 from docklab.widgets.inside_outside import parse_ip_addr, parse_limits, parse_mounts, parse_ps
 from docklab.widgets.layers import history_entries, shared_prefix
@@ -90,6 +92,69 @@ def test_build_error_marks_the_step_failed():
                 "errorDetail": {"code": 1}})
     snap = model.snapshot()
     assert snap["steps"][-1]["status"] == "failed" and "non-zero code: 1" in snap["error"]
+
+
+# BuildKit's --progress=rawjson, as docker buildx 0.29 wrote it for a two-stage build (digests
+# shortened): vertexes are named before they start, a later step's may come first, and each
+# update repeats the vertex with started/completed/cached/error set.
+_B, _R, _C, _F = "sha256:b1", "sha256:r2", "sha256:c3", "sha256:f4"
+RAWJSON = [
+    {"vertexes": [{"digest": "sha256:i0", "name": "[internal] load build definition from Dockerfile",
+                   "started": "t", "completed": "t"}]},
+    {"vertexes": [{"digest": _R, "name": "[build 2/2] RUN cc -o /hello hello.c"},
+                  {"digest": _B, "name": "[build 1/2] FROM docker.io/library/debian:12"},
+                  {"digest": _C, "name": "[stage-1 1/2] FROM docker.io/library/busybox"},
+                  {"digest": _F, "name": "[stage-1 2/2] COPY --from=build /hello /hello"}]},
+    {"vertexes": [{"digest": _B, "name": "[build 1/2] FROM docker.io/library/debian:12",
+                   "started": "t", "completed": "t", "cached": True},
+                  {"digest": _R, "name": "[build 2/2] RUN cc -o /hello hello.c", "started": "t"}]},
+    {"logs": [{"vertex": _R, "stream": 1, "data": "Y29tcGlsaW5nCg=="}]},  # "compiling\n"
+    {"vertexes": [{"digest": _R, "name": "[build 2/2] RUN cc -o /hello hello.c", "started": "t",
+                   "completed": "t"},
+                  {"digest": _C, "name": "[stage-1 1/2] FROM docker.io/library/busybox",
+                   "started": "t", "completed": "t", "cached": True},
+                  {"digest": _F, "name": "[stage-1 2/2] COPY --from=build /hello /hello",
+                   "started": "t", "completed": "t", "cached": True}]},
+]
+
+
+def test_buildkit_progress_folds_into_steps_in_dockerfile_order():
+    model = BuildKitModel()
+    model.feed(RAWJSON[0])
+    model.feed(RAWJSON[1])
+    snap = model.snapshot()
+    assert [s["label"] for s in snap["steps"]] == ["build 1/2", "build 2/2", "stage-1 1/2",
+                                                   "stage-1 2/2"]
+    assert {s["status"] for s in snap["steps"]} == {"pending"} and snap["total"] == 4
+    for status in RAWJSON[2:]:
+        model.feed(status)
+    snap = model.snapshot()
+    assert [s["status"] for s in snap["steps"]] == ["base", "built", "base", "cached"]
+    assert (snap["done"], snap["cache_hits"], snap["cache_misses"]) == (4, 1, 1)
+    assert snap["steps"][1]["output"] == ["compiling"] and snap["builder"] == "buildkit"
+
+
+def test_buildkit_error_marks_its_step_failed():
+    model = BuildKitModel()
+    name = "[2/2] RUN exit 3"
+    model.feed({"vertexes": [{"digest": _R, "name": name}]})
+    model.feed({"vertexes": [{"digest": _R, "name": name, "started": "t", "completed": "t",
+                              "error": 'process "/bin/sh -c exit 3" did not complete '
+                                       "successfully: exit code: 3"}]})
+    snap = model.snapshot()
+    assert snap["steps"][0]["status"] == "failed" and "exit code: 3" in snap["error"]
+
+
+def test_buildx_command_takes_the_sdk_build_arguments():
+    words = buildx_command({"path": "app", "dockerfile": "Dockerfile.dev", "tag": "a:1",
+                            "nocache": True, "buildargs": {"V": "2"}, "target": "test",
+                            "labels": {"k": "v"}, "rm": True, "forcerm": True}, "/tmp/iid")
+    assert words[1:] == ["buildx", "build", "--progress=rawjson", "--iidfile", "/tmp/iid",
+                         "-f", "app/Dockerfile.dev", "-t", "a:1", "--no-cache",
+                         "--build-arg", "V=2", "--target", "test", "--label", "k=v", "app"]
+    assert buildx_command({"fileobj": object()}, "i")[-1] == "-"
+    with pytest.raises(TypeError, match="squash"):
+        buildx_command({"path": ".", "squash": True}, "i")
 
 
 # --- volumes -------------------------------------------------------------------------------------

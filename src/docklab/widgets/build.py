@@ -1,5 +1,4 @@
-"""Build progress: per-step progress, cache hits and misses, and a progress bar, fed by the SDK's
-decoded build stream.
+"""Build progress: per-step progress, cache hits and misses, and a progress bar.
 
     from docklab.widgets.build import BuildView
     view = BuildView(lesson.client, lesson=lesson)
@@ -7,16 +6,33 @@ decoded build stream.
     view.build(path="app", tag="my-app:1")             # docker build -t my-app:1 app
     image_id = view.wait()                             # optional: block until it is done
 
-The build runs the low-level ``client.api.build(decode=True)`` in a daemon thread (the legacy
-builder, as the SDK uses it), so the kernel stays free. Each ``Step n/N`` becomes a row: "cache"
-when the builder reused a layer (`---> Using cache`), "built" when it ran a container for it.
-With a lesson, the image carries the lesson's labels and is removed by its cleanup.
+Two builders, as an engine has them:
+
+``buildkit`` (what ``docker build`` runs on a current engine)
+    ``docker buildx build --progress=rawjson``, the real CLI against the lesson's engine: BuildKit
+    reports its build graph as *vertexes* (one per Dockerfile step, ``[stage n/N] INSTRUCTION``,
+    plus its own ``[internal]`` work), each started, completed, ``cached`` or failed, and the
+    output of each. Needs the CLI's buildx plugin 0.15 or newer (``make lab`` installs it).
+``legacy`` (the engine's old builder, which the SDK's ``images.build`` uses)
+    the low-level ``client.api.build(decode=True)``: each ``Step n/N`` of its log becomes a row,
+    "cache" when it reused a layer (``---> Using cache``), "built" when it ran a container.
+
+``BuildView(builder="auto")`` (the default) takes BuildKit where the CLI has it, else the legacy
+builder. The build runs in a daemon thread, so the kernel stays free. With a lesson, the image
+carries the lesson's labels and is removed by its cleanup.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import re
+import shutil
+import subprocess
+import tempfile
 import threading
+from pathlib import Path
 
 import docker
 import ipywidgets as w
@@ -24,7 +40,7 @@ import traitlets as t
 
 from docklab.widgets._base import COLORS, ENGINE_ERRORS, EngineView, badge, esc, table
 
-__all__ = ["BuildModel", "BuildView"]
+__all__ = ["BuildKitModel", "BuildModel", "BuildView", "buildkit_available"]
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _DONE_ID = re.compile(r"^ ---> ([0-9a-f]{12})$")
@@ -124,8 +140,125 @@ class BuildModel:
             "cache_hits": sum(step["status"] == "cached" for step in self.steps),
             "cache_misses": sum(step.get("cache") is False for step in self.steps),
             "image_id": self.image_id, "tags": list(self.tags), "error": self.error,
-            "finished": self.finished,
+            "finished": self.finished, "builder": "legacy",
         }
+
+
+#: A Dockerfile step's vertex: "[2/3] RUN ...", or "[build 2/5] RUN ..." in a named stage.
+_VERTEX_STEP = re.compile(r"^\[(?:(?P<stage>\S+) )?(?P<n>\d+)/(?P<total>\d+)\] (?P<instruction>.*)$")
+
+
+class BuildKitModel:
+    """Folds BuildKit's progress (``--progress=rawjson``: one JSON object per line, with
+    ``vertexes``, ``statuses`` and ``logs``) into the steps :class:`BuildModel` makes, so the
+    view draws either. Only the Dockerfile's steps become rows; BuildKit's ``[internal]``
+    vertexes (loading the Dockerfile, the context, metadata) are left out. No engine, no widget."""
+
+    def __init__(self):
+        self._steps: dict[str, dict] = {}  # vertex digest → step
+        self._stages: dict[str, int] = {}  # stage name ("" when unnamed) → the order first seen
+        self.image_id = ""
+        self.tags: list[str] = []
+        self.error = ""
+        self.finished = False
+
+    def feed(self, status: dict) -> None:
+        """Apply one line of ``--progress=rawjson`` (decoded)."""
+        for vertex in status.get("vertexes") or []:
+            step = self._step(vertex)
+            if vertex.get("error"):
+                self.error = vertex["error"].strip()
+                if step is not None:
+                    step["status"] = "failed"
+            if step is None or step["status"] == "failed":
+                continue
+            if step["instruction"].upper().startswith("FROM") and vertex.get("completed"):
+                step["status"] = "base"
+            elif vertex.get("cached"):
+                step["status"], step["cache"] = "cached", True
+            elif vertex.get("completed"):
+                step["status"], step["cache"] = "built", False
+            elif vertex.get("started"):
+                step["status"] = "running"
+        for log in status.get("logs") or []:
+            step = self._steps.get(log.get("vertex", ""))
+            if step is not None:
+                text = base64.b64decode(log.get("data") or "").decode(errors="replace")
+                step["output"] = (step["output"] + [line for line in text.splitlines()
+                                                    if line.strip()])[-5:]
+
+    def _step(self, vertex: dict) -> dict | None:
+        step = self._steps.get(vertex.get("digest", ""))
+        if step is None:
+            match = _VERTEX_STEP.match(vertex.get("name", ""))
+            if match is None:
+                return None
+            stage = match["stage"] or ""
+            self._stages.setdefault(stage, len(self._stages))
+            step = self._steps[vertex["digest"]] = {
+                "n": int(match["n"]), "stage": stage, "instruction": match["instruction"],
+                "label": f"{stage + ' ' if stage else ''}{match['n']}/{match['total']}",
+                "status": "pending", "cache": None, "output": []}
+        return step
+
+    def snapshot(self) -> dict:
+        # In Dockerfile order within a stage, stages as BuildKit first named them (it may name
+        # a later step's vertex before the FROM's).
+        steps = sorted(self._steps.values(), key=lambda st: (self._stages[st["stage"]], st["n"]))
+        done = sum(step["status"] in ("cached", "built", "base") for step in steps)
+        return {
+            "steps": [dict(step, output=list(step["output"])) for step in steps],
+            "total": len(steps), "done": done,
+            "cache_hits": sum(step["status"] == "cached" for step in steps),
+            "cache_misses": sum(step["status"] == "built" for step in steps),
+            "image_id": self.image_id, "tags": list(self.tags), "error": self.error,
+            "finished": self.finished, "builder": "buildkit",
+        }
+
+
+def buildkit_available() -> bool:
+    """Can this machine's ``docker`` CLI build with BuildKit and report its graph as JSON?
+    (buildx 0.15 or newer: ``--progress=rawjson``.)"""
+    from docklab.doctor import buildx_version
+
+    numbers = re.findall(r"\d+", buildx_version())
+    return bool(numbers) and tuple(int(n) for n in numbers[:2]) >= (0, 15)
+
+
+def buildx_command(kwargs: dict, iidfile: str) -> list[str]:
+    """``docker buildx build`` for the keyword arguments of ``client.api.build`` (those the course
+    uses): ``path`` or ``fileobj`` (a Dockerfile on stdin, ``-``), ``dockerfile`` (relative to
+    ``path``, as the SDK takes it), ``tag``, ``nocache``, ``pull``, ``buildargs``, ``target``,
+    ``labels``; ``rm``/``forcerm`` mean nothing to BuildKit (it runs no intermediate containers)."""
+    kwargs = {key: value for key, value in kwargs.items() if key not in ("rm", "forcerm")}
+    words = [shutil.which("docker") or "docker", "buildx", "build", "--progress=rawjson",
+             "--iidfile", iidfile]
+    path, fileobj = kwargs.pop("path", None), kwargs.pop("fileobj", None)
+    if kwargs.get("dockerfile"):
+        dockerfile = kwargs.pop("dockerfile")
+        words += ["-f", dockerfile if os.path.isabs(dockerfile) or path is None
+                  else os.path.join(path, dockerfile)]
+    if kwargs.get("tag"):
+        words += ["-t", kwargs.pop("tag")]
+    if kwargs.pop("nocache", False):
+        words.append("--no-cache")
+    if kwargs.pop("pull", False):
+        words.append("--pull")
+    for name, value in (kwargs.pop("buildargs", None) or {}).items():
+        words += ["--build-arg", f"{name}={value}"]
+    if kwargs.get("target"):
+        words += ["--target", kwargs.pop("target")]
+    for name, value in (kwargs.pop("labels", None) or {}).items():
+        words += ["--label", f"{name}={value}"]
+    unknown = sorted(key for key, value in kwargs.items() if value not in (None, False, ""))
+    if unknown:
+        raise TypeError(f"BuildView's BuildKit builds do not take {', '.join(unknown)}; "
+                        "use builder='legacy' for them")
+    if fileobj is not None and path is None:
+        return [*words, "-"]
+    if path is None:
+        raise TypeError("build() needs path= (a folder with a Dockerfile) or fileobj=")
+    return [*words, str(path)]
 
 
 _STATUS_COLOR = {"running": COLORS["accent"], "cached": COLORS["ok"], "built": COLORS["warn"],
@@ -142,15 +275,25 @@ class BuildView(EngineView):
     _state_traits = ("build_state",)
     _title = "Build progress"
 
-    def __init__(self, client: docker.DockerClient | None = None, *, lesson=None, **kwargs):
+    def __init__(self, client: docker.DockerClient | None = None, *, lesson=None,
+                 builder: str = "auto", **kwargs):
+        if builder not in ("auto", "buildkit", "legacy"):
+            raise ValueError(f"builder is 'auto', 'buildkit' or 'legacy', not {builder!r}")
+        if builder == "auto":
+            builder = "buildkit" if buildkit_available() else "legacy"
+        #: "buildkit" (``docker buildx build``) or "legacy" (the SDK's ``client.api.build``).
+        self.builder = builder
         self.progress = w.IntProgress(value=0, min=0, max=1, description="steps",
                                       bar_style="info", layout=w.Layout(width="420px"))
         super().__init__(client, lesson=lesson, controls=[self.progress], **kwargs)
-        self.model = BuildModel()
+        self.model = self._new_model()
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._done.set()
         self._publish()
+
+    def _new_model(self) -> BuildModel | BuildKitModel:
+        return BuildKitModel() if self.builder == "buildkit" else BuildModel()
 
     def feed(self, chunk: dict) -> None:
         """Apply one message of the build stream and redraw (the thread calls this)."""
@@ -169,7 +312,8 @@ class BuildView(EngineView):
         """Start ``docker build`` in the background; arguments as ``client.api.build``.
 
         ``path`` (a folder with a Dockerfile) or ``fileobj``, ``tag``, ``nocache``, ``buildargs``,
-        ... With a lesson, its labels are added and intermediate containers are always removed.
+        ... (BuildKit takes those :func:`buildx_command` lists). With a lesson, its labels are
+        added and intermediate containers are always removed.
         """
         if not self._done.is_set():
             raise RuntimeError("a build is still running in this view; wait() for it first")
@@ -178,11 +322,12 @@ class BuildView(EngineView):
                                 **self._lesson.labels(kind="image")}
         kwargs.setdefault("rm", True)
         kwargs.setdefault("forcerm", True)
-        self.model = BuildModel()
+        self.model = self._new_model()
         self._done.clear()
         self.status = "live"
         self._publish()
-        self._thread = threading.Thread(target=self._run, args=(kwargs,), name="docklab-build",
+        run = self._run_buildkit if self.builder == "buildkit" else self._run
+        self._thread = threading.Thread(target=run, args=(kwargs,), name="docklab-build",
                                         daemon=True)
         self._thread.start()
 
@@ -204,6 +349,54 @@ class BuildView(EngineView):
         finally:
             self._done.set()
 
+    def _run_buildkit(self, kwargs: dict) -> None:
+        """``docker buildx build --progress=rawjson``: the CLI writes BuildKit's progress to
+        stderr, one JSON object per line, and the image's ID to the ``--iidfile``."""
+        fileobj = kwargs.get("fileobj")
+        with tempfile.TemporaryDirectory(prefix="docklab-build-") as folder:
+            iidfile = str(Path(folder) / "iid")
+            try:
+                command = buildx_command(kwargs, iidfile)
+                process = subprocess.Popen(
+                    command, stdin=subprocess.PIPE if fileobj is not None else subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            except (OSError, TypeError) as exc:
+                self.model.error, self.model.finished = str(exc), True
+                self._publish()
+                self._done.set()
+                return
+            if fileobj is not None:
+                threading.Thread(target=_send, args=(process, fileobj), daemon=True).start()
+            other: list[str] = []  # what the CLI printed that is not progress: its error, if any
+            try:
+                for raw in process.stderr:
+                    if self._closed:
+                        process.kill()
+                        break
+                    line = raw.decode(errors="replace").strip()
+                    try:
+                        status = json.loads(line)
+                    except ValueError:
+                        other = (other + [line])[-5:] if line else other
+                        continue
+                    if isinstance(status, dict):
+                        self.feed(status)
+                code = process.wait()
+                if code == 0 and Path(iidfile).is_file():
+                    self.model.image_id = Path(iidfile).read_text().strip()
+                    self.model.tags = [kwargs["tag"]] if kwargs.get("tag") else []
+                elif not self.model.error:
+                    self.model.error = " ".join(other)[-300:] or f"docker buildx build exited {code}"
+                self.model.finished = True
+                self._publish()
+                if not self._closed:
+                    self.status = "stopped"
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                process.stderr.close()
+                self._done.set()
+
     def wait(self, timeout: float | None = 600) -> str:
         """Block until the build is done; return the image id ("" if it failed)."""
         self._done.wait(timeout)
@@ -217,12 +410,14 @@ class BuildView(EngineView):
         for step in s["steps"]:
             status = step["status"]
             out = "<br>".join(esc(line[:120]) for line in step["output"][-2:])
-            rows.append([f"{step['n']}/{s['total']}", f"<code>{esc(step['instruction'][:80])}</code>",
+            rows.append([esc(step.get("label") or f"{step['n']}/{s['total']}"),
+                         f"<code>{esc(step['instruction'][:80])}</code>",
                          badge(_STATUS_TEXT.get(status, status), _STATUS_COLOR.get(status, "#999")),
                          f"<span style='color:#666;font-size:90%'>{out}</span>"])
         for n in range(len(s["steps"]) + 1, s["total"] + 1):
             rows.append([f"{n}/{s['total']}", "", badge("pending", _STATUS_COLOR["pending"]), ""])
-        summary = (f"<p>{s['done']} of {s['total']} steps done · "
+        builder = ("BuildKit" if s.get("builder") == "buildkit" else "legacy builder")
+        summary = (f"<p>{builder}: {s['done']} of {s['total']} steps done · "
                    f"{badge(str(s['cache_hits']) + ' cache hits', COLORS['ok'])} "
                    f"{badge(str(s['cache_misses']) + ' cache misses', COLORS['warn'])}")
         if s.get("image_id"):
@@ -232,3 +427,17 @@ class BuildView(EngineView):
             summary += f"<p style='color:{COLORS['bad']}'><b>build failed:</b> {esc(s['error'])}</p>"
         return summary + table(["step", "instruction", "", "output"], rows, cls="docklab-build",
                                nowrap=3)
+
+
+def _send(process: subprocess.Popen, fileobj) -> None:
+    """Feed ``fileobj`` (a Dockerfile, ``docker build -``) to the CLI's stdin."""
+    try:
+        data = fileobj.read()
+        process.stdin.write(data.encode() if isinstance(data, str) else data)
+    except OSError:
+        pass  # the CLI stopped early: its error says why
+    finally:
+        try:
+            process.stdin.close()
+        except OSError:
+            pass
