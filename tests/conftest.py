@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "binder", "engines")
 
 
-#: Lessons that publish fixed host ports (8080-8082), and the test that wants those ports free.
-HOST_PORTS = {"04-networking", "07-best-practices", "test_doctor"}
+#: Lessons that publish the same fixed host ports (8080-8082) many times over. (Doctor's test
+#: that every course port is free runs alone, in SERIAL: 05, 09 and 10 publish course ports too.)
+HOST_PORTS = {"04-networking", "07-best-practices"}
 LABS = {p.name for p in (ROOT / "grader" / "source").iterdir() if p.is_dir()}
 _NODE = re.compile(r"^tests/(?P<tier>\w+)/(?P<module>\w+)\.py::[^\[]*(?:\[(?P<param>.*)\])?$")
 
@@ -23,8 +24,8 @@ _NODE = re.compile(r"^tests/(?P<tier>\w+)/(?P<module>\w+)\.py::[^\[]*(?:\[(?P<pa
 #: Tests that compare the whole engine before and after (every container, image, volume and
 #: network) and so must not share it with other tests: `make test` runs them after the rest, in
 #: one process. By tier, or by module. (The labs' tests look only at what their own learner or
-#: grading run made, and run beside the rest.)
-SERIAL = {"grading", "test_lesson"}
+#: grading run made, and run beside the rest.) Doctor's tests want every course port free.
+SERIAL = {"grading", "test_lesson", "test_doctor"}
 
 #: Notebooks that run in a lab's group: 11-orchestration makes a swarm of the host engine, and the
 #: orchestration lab's tests show that grading never does.
