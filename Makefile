@@ -9,7 +9,7 @@ PORT  ?= 8888
 WORKERS ?= 2
 JUNIT   ?=
 
-.PHONY: lab test test-engines setup engine venv images clean-course
+.PHONY: lab test test-engines setup engine venv images clean-course classroom classroom-down
 
 setup: engine venv images
 
@@ -38,6 +38,7 @@ lab: setup
 
 test: setup
 	@scripts/ensure-browser.sh
+	@scripts/ensure-proxy.sh
 	@$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not serial and not engines" \
 		$(if $(JUNIT),--junitxml=$(JUNIT)-shared.xml); shared=$$?; \
 	$(BIN)/python -m pytest -m serial $(if $(JUNIT),--junitxml=$(JUNIT)-serial.xml); \
@@ -49,6 +50,15 @@ test: setup
 test-engines: setup
 	@$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m engines \
 		$(if $(JUNIT),--junitxml=$(JUNIT)-engines.xml)
+
+# A class on this host: JupyterHub, each learner with JupyterLab and a private engine (README,
+# "Classroom"). DOCKLAB_CLASSROOM_* set its port, limits and images.
+classroom: setup
+	@scripts/ensure-proxy.sh
+	@$(BIN)/docklab classroom up
+
+classroom-down: venv
+	@$(BIN)/docklab classroom down
 
 clean-course: venv
 	@$(BIN)/docklab clean --yes

@@ -12,7 +12,7 @@ PY
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e '.[test]'
+"$VENV/bin/python" -m pip install -q -e '.[test,classroom]'
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (docklab)" >/dev/null
 "$VENV/bin/docklab" setup compose-plugin
 "$VENV/bin/docklab" setup lab-settings >/dev/null

@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The folders under tests/, each a tier a developer can run alone: `pytest -m labs`.
-TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "binder", "engines")
+TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "binder", "engines",
+         "classroom")
 
 
 #: Lessons that publish the same fixed host ports (8080-8082) many times over. (Doctor's test

@@ -29,9 +29,10 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from docklab.cli import check, clean, docker, doctor, engines, grader, images, setup
+    from docklab.cli import (check, classroom, clean, docker, doctor, engines, grader, images,
+                             setup)
 
-    for module in (check, clean, docker, doctor, engines, grader, images, setup):
+    for module in (check, classroom, clean, docker, doctor, engines, grader, images, setup):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,143 @@
+"""Each learner's private Docker Engine: a Docker-in-Docker sidecar in the learner's network
+namespace.
+
+The sidecar joins the learner container's network namespace (``--network container:LEARNER``)
+and its dockerd listens on ``tcp://127.0.0.1:2375`` there: the learner's notebooks reach it as
+``DOCKER_HOST=tcp://127.0.0.1:2375`` and nobody else can, since that 127.0.0.1 is the learner's
+own loopback (another learner's container, the hub and the host each have their own). The learner
+container holds no engine socket; the host's engine is out of reach.
+
+The course images are loaded into it when it starts, from a ``docker save`` the host made once
+(``docklab.grading.sealed.saved_images``) mounted read-only: never a pull, never a learner's file.
+
+What this does not isolate: the sidecar runs a rootful dockerd with every capability (DESIGN.md,
+"The engine"), so a learner who sets out to escape their engine's containers can become root on
+the host. It keeps honest learners apart; use it for a class you trust with a machine of its own
+(see BENCHMARKS.md and README "Classroom" for the rootless alternative's cost).
+
+Equivalent CLI: ``docker run -d --name LEARNER-engine --network container:LEARNER --init --cap-add
+ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined --security-opt apparmor=unconfined
+--security-opt systempaths=unconfined --tmpfs /run -v LEARNER-engine-data:/var/lib/docker -v
+IMAGES.tar:/images/course.tar:ro --memory 2g --pids-limit 2048 --cpus 1 docker:dind sh -c ...``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+from docker.types import LogConfig
+
+from docklab import labels as L
+from docklab.errors import EngineError
+from docklab.images import dind_run_options
+from docklab.images.catalogue import SYSTEMPATHS_UNCONFINED
+
+#: The engine image (the course's docker:dind, Debian 12's Engine 20.10).
+ENGINE_IMAGE = "docker:dind"
+#: The file whose presence says the engine answers and holds the course images.
+READY = "/run/docklab-engine-ready"
+#: Where the saved course images are mounted in the sidecar.
+IMAGES_TAR = "/images/course.tar"
+
+#: The sidecar's command: start dockerd (the entry script makes the cgroups writable first),
+#: wait until it answers, load the course images, then say so. ``$1`` is the address to listen on.
+_SCRIPT = f"""
+dockerd-entrypoint.sh dockerd --host=unix:///var/run/docker.sock --host="tcp://$1:2375" \\
+  --tls=false &
+engine=$!
+until docker info >/dev/null 2>&1; do
+  kill -0 "$engine" 2>/dev/null || exit 1
+  sleep 0.1
+done
+if [ -f {IMAGES_TAR} ]; then docker load -q -i {IMAGES_TAR} || exit 1; fi
+touch {READY}
+wait "$engine"
+"""
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """Bounds of one learner's engine (everything the learner runs runs in it)."""
+
+    memory: str = "2g"
+    cpus: float = 1.0
+    pids: int = 2048
+
+
+def engine_names(learner_container: str) -> tuple[str, str]:
+    """The sidecar's and its data volume's names, from the learner container's."""
+    return f"{learner_container}-engine", f"{learner_container}-engine-data"
+
+
+def start_private_engine(client: docker.DockerClient, learner_container: str, *,
+                         labels: dict[str, str], images_tar: Path | None,
+                         limits: EngineLimits = EngineLimits(), bind: str = "127.0.0.1"):
+    """Start a learner's engine in the network namespace of ``learner_container``, labelled
+    ``labels`` (its data volume too).
+
+    ``bind`` is the address dockerd listens on inside it: 127.0.0.1 keeps it the learner's own
+    (``0.0.0.0`` would let every container on the classroom's network drive it: the isolation
+    test shows that failing). Returns the sidecar container; :func:`wait_until_ready` waits.
+    """
+    name, volume_name = engine_names(learner_container)
+    remove_private_engine(client, learner_container)  # a leftover of an earlier server
+    volume = client.volumes.create(volume_name, labels={**labels, L.KIND: "volume"})
+    options = dind_run_options(volume.name, client)
+    binds = options.pop("volumes")
+    if images_tar is not None:
+        binds[str(images_tar)] = {"bind": IMAGES_TAR, "mode": "ro"}
+    host_config = client.api.create_host_config(
+        binds=binds, network_mode=f"container:{learner_container}",
+        mem_limit=limits.memory, memswap_limit=limits.memory, pids_limit=limits.pids,
+        nano_cpus=int(limits.cpus * 1e9),
+        log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+        **options)
+    host_config.update(SYSTEMPATHS_UNCONFINED)
+    try:
+        created = client.api.create_container(
+            ENGINE_IMAGE, name=name, labels=labels, host_config=host_config, detach=True,
+            entrypoint=["sh", "-c", _SCRIPT, "sh", bind])
+        container = client.containers.get(created["Id"])
+        container.start()
+    except Exception:
+        remove_private_engine(client, learner_container)
+        raise
+    return container
+
+
+def wait_until_ready(container, timeout: float = 120) -> float:
+    """Wait until the engine answers with the course images loaded; returns the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        container.reload()
+        if container.status != "running":
+            break
+        if container.exec_run(["test", "-f", READY]).exit_code == 0:
+            return time.monotonic() - started
+        time.sleep(0.25)
+    logs = container.logs(tail=20).decode(errors="replace")
+    raise EngineError(f"The private engine {container.name} did not get ready "
+                      f"({container.status}). Its last lines:\n{logs}",
+                      f"`docker logs {container.name}` shows why.")
+
+
+def remove_private_engine(client: docker.DockerClient, learner_container: str) -> list[str]:
+    """Remove the learner's engine and its data (``docker rm -f -v NAME-engine && docker volume
+    rm NAME-engine-data``); returns what was removed."""
+    removed = []
+    name, volume_name = engine_names(learner_container)
+    try:
+        client.containers.get(name).remove(force=True, v=True)
+        removed.append(name)
+    except docker.errors.NotFound:
+        pass
+    try:
+        client.volumes.get(volume_name).remove(force=True)
+        removed.append(volume_name)
+    except docker.errors.NotFound:
+        pass
+    return removed

@@ -1,0 +1,201 @@
+"""The classroom end to end: a real JupyterHub on this host, three learners logged in through its
+REST API, 02-running's cells run in each learner's kernel (through the hub's proxy) on that
+learner's own engine, and the isolation between them and from the host's engine.
+
+One classroom for the module (up takes ~10 s once the learner image is built, ~30 s when it is
+not; three servers start in ~10 s together). DOCKLAB_CLASSROOM_ENGINE_BIND=0.0.0.0 starts the
+learners' engines listening on every interface instead of the learner's loopback: the isolation
+test then fails (a learner drives another's engine), as it must.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import nbformat
+import pytest
+import requests
+
+from docklab import labels as L
+from docklab.classroom import hub as classroom_hub
+from docklab.classroom.engine import engine_names
+from docklab.classroom.remote import ClassroomError
+from docklab.classroom.settings import CLASSROOM, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+LEARNERS = ("ada", "bob", "cy")
+#: 02-running's cells a learner runs here, by their first line: set-up, run, the wrong order,
+#: create + start, ps, logs, inspect, exec, %docker run + logs --follow, cleanup.
+CELLS_OF_02 = ("# Setup:", "# docker run --rm busybox echo hello world",
+               "# docker run busybox --rm echo", "# docker create --name life",
+               "# docker start life", "# docker run --name done", "# docker run --name chatty",
+               "# docker run -d --init --name probe", "# docker exec probe hostname",
+               "%docker run -d --name ticker", "# docker rm -f $(docker ps -aq")
+
+
+def _free_port_block(size: int = 3) -> int:
+    """A port p with p .. p+size-1 free on 127.0.0.1 (the hub, its API, the proxy's API)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + size > 65535:
+            continue
+        try:
+            sockets = []
+            for port in range(base, base + size):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free ports")
+
+
+@pytest.fixture(scope="module")
+def room():
+    prefix = os.environ.get("DOCKLAB_PREFIX") or "test"
+    settings = Settings(name=f"{prefix}-classroom-{os.urandom(3).hex()}", port=_free_port_block(),
+                        images=("busybox",),
+                        engine_bind=os.environ.get("DOCKLAB_CLASSROOM_ENGINE_BIND", "127.0.0.1"))
+    try:
+        hub = classroom_hub.up(settings, say=lambda line: None)
+        hub.add_learners(*LEARNERS)
+        yield settings, hub
+    finally:
+        classroom_hub.down(settings, purge=True, say=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def learners(room):
+    """The three learners, logged in with the class password, their servers started together."""
+    settings, hub = room
+    password = settings.secret("password")
+    logged_in = {name: hub.login(name, password) for name in LEARNERS}
+    for learner in logged_in.values():
+        learner.start_server()
+    with ThreadPoolExecutor(len(LEARNERS)) as pool:
+        list(pool.map(lambda learner: learner.wait_until_ready(), logged_in.values()))
+    return logged_in
+
+
+@pytest.fixture(scope="module")
+def host():
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+def _cells_of_02() -> list[str]:
+    notebook = nbformat.read(ROOT / "notebooks" / "02-running.ipynb", as_version=4)
+    cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    chosen = [next(s for s in cells if s.startswith(first)) for first in CELLS_OF_02]
+    return chosen
+
+
+def test_a_wrong_password_does_not_log_in(room):
+    _, hub = room
+    with pytest.raises(ClassroomError, match="HTTP 403"):
+        hub.login("ada", "not-the-password")
+
+
+def test_each_learner_runs_02_running_through_the_hub_on_their_own_engine(learners, host):
+    cells = _cells_of_02()
+
+    def run(learner):
+        with learner.kernel() as kernel:
+            out = [kernel.run(cell, timeout=120) for cell in cells]
+            engine_id = kernel.run("print(client.info()['ID'])").strip()
+        return out, engine_id
+
+    with ThreadPoolExecutor(len(learners)) as pool:
+        results = dict(zip(learners, pool.map(run, learners.values()), strict=True))
+    for name, (out, _) in results.items():
+        text = "".join(out)
+        assert "connected to Docker Engine" in text, name
+        assert "hello world" in out[1], name
+        assert "after start:  running" in out[4], name
+        assert "tick 5" in out[9], f"{name}: %docker logs --follow printed {out[9]!r}"
+        assert "removed containers:" in out[10], name
+    engines = {engine_id for _, engine_id in results.values()}
+    assert len(engines) == len(learners), "two learners share an engine"
+    assert host.info()["ID"] not in engines, "a learner's notebook drives the host's engine"
+
+
+def _ip_of(host, settings: Settings, learner: str) -> str:
+    container = host.containers.get(f"{settings.name}-{learner}")
+    return container.attrs["NetworkSettings"]["Networks"][settings.network]["IPAddress"]
+
+
+def test_a_learner_cannot_list_stop_or_reach_another_learners_engine_nor_the_hosts(
+        room, learners, host):
+    settings, _ = room
+    ada, bob = learners["ada"], learners["bob"]
+    bob_ip = _ip_of(host, settings, "bob")
+    gateway = host.networks.get(settings.network).attrs["IPAM"]["Config"][0]["Gateway"]
+    with bob.kernel() as kernel:
+        kernel.run("import docker; docker.from_env().containers.run('busybox', 'sleep 600', "
+                   "name='bobs-work', detach=True, labels={'org.docklab.managed': 'true'})")
+    with ada.kernel() as kernel:
+        kernel.run("import docker, os, socket; mine = docker.from_env()")
+        # Her own engine does not have Bob's container: she can neither list it nor stop it.
+        assert "bobs-work" not in kernel.run(
+            "print([c.name for c in mine.containers.list(all=True)])")
+        with pytest.raises(ClassroomError, match="NotFound"):
+            kernel.run("mine.containers.get('bobs-work').stop()")
+        # Bob's engine listens on Bob's loopback: from Ada's container, his address refuses.
+        reach = (f"print(docker.DockerClient(base_url='tcp://{bob_ip}:2375', timeout=5)"
+                 ".containers.list())")
+        with pytest.raises(ClassroomError, match="ConnectionError|ConnectTimeout|refused"):
+            kernel.run(reach, timeout=60)
+        # No engine socket in her container, nothing on the host's side of the network.
+        assert kernel.run("print([p for p in ('/var/run/docker.sock', '/run/docker.sock') "
+                          "if os.path.exists(p)])").strip() == "[]"
+        for port in (2375, 2376):
+            assert kernel.run(
+                f"s = socket.socket(); s.settimeout(3); print(s.connect_ex(('{gateway}', {port})))"
+            ).strip() != "0", f"the host answers on {gateway}:{port}"
+        # What her engine shows is not the host's engine: no classroom container is in it.
+        names = kernel.run("print([c.name for c in mine.containers.list(all=True)])")
+        assert f"{settings.name}-ada" not in names
+    assert host.containers.get(f"{settings.name}-bob-engine").status == "running"
+
+
+def test_every_learner_is_bounded_and_labelled(room, learners, host):
+    settings, _ = room
+    for name in learners:
+        lab = host.containers.get(f"{settings.name}-{name}")
+        engine = host.containers.get(engine_names(lab.name)[0])
+        for container in (lab, engine):
+            assert container.labels[L.MANAGED] == "true"
+            assert container.labels[CLASSROOM] == settings.name
+            assert container.labels[L.LEARNER] == name
+            assert container.labels[L.LESSON] == "classroom"
+        assert lab.attrs["HostConfig"]["Memory"] == 2**30
+        assert lab.attrs["HostConfig"]["PidsLimit"] == settings.pids
+        assert lab.attrs["HostConfig"]["CpuQuota"] == 100_000
+        assert not any("docker.sock" in (m.get("Source") or "") for m in lab.attrs["Mounts"])
+        assert engine.attrs["HostConfig"]["Memory"] == 2 * 2**30
+        assert engine.attrs["HostConfig"]["PidsLimit"] == settings.engine.pids
+        assert engine.attrs["HostConfig"]["NanoCpus"] == 10**9
+        assert engine.attrs["HostConfig"]["NetworkMode"] == f"container:{lab.id}"
+
+
+def test_down_leaves_nothing_of_the_classroom_behind(room, learners, host):
+    settings, _ = room
+    classroom_hub.down(settings, purge=True, say=lambda line: None)
+    selected = classroom_hub.classroom_filter(settings)
+    assert host.containers.list(all=True, filters=selected) == []
+    assert host.volumes.list(filters=selected) == []
+    assert host.networks.list(filters=selected) == []
+    assert not settings.state_path.exists()
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{settings.url}/hub/api/", timeout=5)
