@@ -108,8 +108,9 @@ TOPICS = {
     "restarts_on_failure": "a killed task replaced (deploy: restart_policy: condition)",
 }
 
-#: What grading takes from the file; anything else is refused, saying why.
-SERVICE_KEYS = ("image", "command", "environment", "deploy")
+#: What grading takes from the file; anything else is refused, saying why. (``init`` and
+#: ``stop_grace_period`` are allowed, but grading's own stand: an init process, 1 s.)
+SERVICE_KEYS = ("image", "command", "environment", "deploy", "init", "stop_grace_period")
 DEPLOY_KEYS = ("mode", "replicas", "update_config", "restart_policy", "labels", "resources")
 UPDATE_KEYS = ("parallelism", "delay", "order", "failure_action", "monitor")
 RESTART_KEYS = ("condition", "delay", "max_attempts", "window")
@@ -556,16 +557,16 @@ def stack_gone(client: docker.DockerClient, stack: str, timeout: float = 30) -> 
     return bool(_wait(gone, timeout))
 
 
-def watch_update(client: docker.DockerClient, name: str, timeout: float = 40,
-                 show=print) -> str | None:
+def watch_update(client: docker.DockerClient, name: str, timeout: float = 90,
+                 show=print) -> None:
     """``docker service ps NAME`` every half second, one line each time it changes, until the
-    service's rolling update has ended (or ``timeout``): each task's slot, its VERSION and state.
-    Returns the update's last state (``completed``, ``paused``...), None if there was none."""
+    service's rolling update has ended (or ``timeout``): each task's slot, its VERSION and state;
+    then the update's state (``docker service inspect --format '{{.UpdateStatus.State}}'``)."""
     try:
         service = client.services.get(name)
     except docker.errors.NotFound:
         show(f"There is no service {name} yet: deploy the stack first (the cells above).")
-        return None
+        return
     started, last, state = time.monotonic(), None, None
     while time.monotonic() - started < timeout:
         service.reload()
@@ -582,7 +583,9 @@ def watch_update(client: docker.DockerClient, name: str, timeout: float = 40,
                 and time.monotonic() - started > 2:
             break
         time.sleep(0.5)
-    return state
+    show(f"the update is {state or 'not started (nothing changed?)'}"
+         + ("" if state in ("completed", None) else f" after {timeout:.0f} s: run this cell again"
+            f" to watch on, or docker service inspect {name} for its UpdateStatus"))
 
 
 def _version(task: dict) -> str:
