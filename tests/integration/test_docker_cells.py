@@ -1,6 +1,7 @@
 """%docker and %%docker in a real kernel, against the real engine and the real docker CLI: every
 form the course uses labels what it creates (so the lesson's cleanup removes it), output streams
-as the command runs, a failure stops the cell with one line, and `-it` points to the terminal."""
+as the command runs, a failure stops the cell with one line, and `-it` points to the terminal.
+`docker stack deploy` is shown on a sealed engine's swarm, so the host engine never joins one."""
 
 import json
 import threading
@@ -195,3 +196,48 @@ def test_the_terminal_helper_labels_and_keeps_a_real_tty(client, learner_env):
     finally:
         Lesson(LESSON, client).cleanup()
     assert not any(labels.find_labelled(client, lesson=LESSON, learner=learner_env).values())
+
+
+#: A stack with its own service label (kept beside the course's) and no network of its own: the
+#: stack then creates `<stack>_default`, which the labels file labels too.
+STACK = """\
+services:
+  web:
+    image: busybox
+    command: ["sleep", "60"]
+    deploy:
+      replicas: 1
+      labels: {team: shop}
+"""
+
+
+def test_stack_deploy_labels_its_service_containers_and_network(client, learner_env, tmp_path,
+                                                                monkeypatch):
+    """On a swarm of a sealed engine (a rootless dockerd in a container of the host's engine),
+    so that the host engine never joins one: `%docker stack deploy` through the real CLI, then
+    what the engine says the stack is labelled with, and the lesson's cleanup removing it."""
+    from docklab.checks.orchestration import OneNodeSwarm
+    from docklab.grading.sealed import SealedEngine
+
+    (tmp_path / "stack.yaml").write_text(STACK)
+    with SealedEngine(client, images=["busybox"], lesson="test-docker-cells-stack") as sealed:
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{sealed.socket_path}")
+        engine = sealed.client
+        lesson = Lesson(LESSON, client=engine)
+        OneNodeSwarm(engine, lesson.labels()).join()
+        out: list[str] = []
+        docker_cells.run_command("stack deploy -c stack.yaml --resolve-image never shop", lesson,
+                                 cwd=tmp_path, write=out.append)
+        assert "Creating service shop_web" in "".join(out)
+        spec = engine.services.get("shop_web").attrs["Spec"]
+        assert spec["Labels"] == {"team": "shop", "com.docker.stack.image": "busybox",
+                                  "com.docker.stack.namespace": "shop",
+                                  **labels.labels_for(LESSON)}
+        container_labels = spec["TaskTemplate"]["ContainerSpec"]["Labels"]
+        assert container_labels.items() >= labels.labels_for(LESSON, kind="container").items()
+        (network,) = engine.networks.list(names=["shop_default"])
+        assert network.attrs["Labels"].items() >= labels.labels_for(LESSON).items()
+
+        removed = lesson.cleanup()
+        assert "shop_web" in removed.services
+        assert engine.services.list() == []
