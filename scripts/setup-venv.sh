@@ -10,6 +10,21 @@ PYTHON=${PYTHON:-python3}
 import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
 PY
 
+# Debian and Ubuntu ship Python's venv module (with ensurepip) apart, as python3-venv, which a
+# fresh machine lacks: as root, install it as the engine is installed; otherwise say what to do.
+if [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" -c "import ensurepip, venv" 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    STATE=${DOCKLAB_STATE:-.docklab}
+    mkdir -p "$STATE"
+    echo "docklab: installing python3-venv (Python's venv module) ..." >&2
+    { apt-get update -q && apt-get install -y -q --no-install-recommends python3-venv; } \
+      >>"$STATE/apt.log" 2>&1 || { echo "docklab: apt-get failed; see $STATE/apt.log" >&2; exit 1; }
+  else
+    echo "docklab: Python's venv module is missing: install it (sudo apt-get install python3-venv)" \
+         "and run make again." >&2
+    exit 1
+  fi
+fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e '.[test,classroom]'
