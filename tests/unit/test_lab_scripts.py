@@ -94,3 +94,75 @@ def test_driver_options_are_left_out_and_named():
     assert "--opt" not in argv and "device=/" not in argv
     assert len(rewrite.left_out) == 1 and "`--opt` is left out" in rewrite.left_out[0]
     assert rewrite.create(one("docker volume create --driver nfs d")) is None
+
+
+# -- the security lab: one docker run of security-lab, its hardening the script's own ------------
+
+def _security_plan(text: str):
+    from docklab.checks import security
+
+    rewrite = C.Rewrite(_sandbox(), network_mode="net1")
+    return security.plan(C.read_script(text), rewrite, "sha256:abc")
+
+
+def test_security_grading_keeps_the_scripts_hardening_and_adds_none_of_its_own():
+    plan = _security_plan("docker run -d --name security-lab -p 8080:8080 --read-only "
+                          "--tmpfs /tmp:size=16m --cap-drop ALL --user 10001 "
+                          "--security-opt no-new-privileges security-lab\n")
+    assert not plan.refused, plan.refused
+    argv = plan.argv
+    assert argv[-1] == "sha256:abc" and plan.name == "docklab-grade-r1-security-lab"
+    assert ["--network", "net1", "--network-alias", "security-lab"] == argv[
+        argv.index("--network"):argv.index("--network") + 4]
+    assert argv.count("--cap-drop=ALL") == 1 and "--cap-drop" not in argv  # the script's only
+    assert argv.count("--security-opt=no-new-privileges") == 1 and "--security-opt" not in argv
+    assert "--read-only" in argv and "--tmpfs=/tmp:size=16m" in argv and plan.user
+    assert "--publish" not in argv and "8080:8080" not in argv   # grading takes no host port
+    bare = _security_plan("docker run security-lab\n")
+    assert not bare.refused and not any("cap" in word or "privileges" in word
+                                        for word in bare.argv)
+
+
+@pytest.mark.parametrize(("options", "words"), [
+    ("--privileged", "`--privileged` gives the container every capability"),
+    ("--cap-add SYS_ADMIN", "`--cap-add SYS_ADMIN` asks for more"),
+    ("--cap-add ALL", "`--cap-add ALL` asks for more"),
+    ("-v /:/host", "-v /:/host is the host's whole filesystem"),
+    ("--mount type=bind,src=/,dst=/host", "`--mount` mounts something"),
+    ("--pid host", "--pid host shares the host's processes"),
+    ("--network host", "--network host shares"),
+    ("--security-opt seccomp=unconfined", "`--security-opt seccomp=unconfined`"),
+    ("--security-opt apparmor=unconfined", "take protections away"),
+    ("--use-api-socket", "the engine's API socket"),
+    ("--device /dev/sda", "a device of the host"),
+    ("--entrypoint sh", "`--entrypoint` is not one of this lab's options"),
+    ("--tmpfs ../x", "absolute folder"),
+    ("--tmpfs /tmp:size=1m,foo", "the options foo are not accepted"),
+    ("--user 'a b'", "is not a user"),
+])
+def test_security_grading_refuses_what_would_undo_the_hardening(options, words):
+    plan = _security_plan(f"docker run -d {options} --read-only security-lab\n")
+    assert not plan.argv
+    assert len(plan.refused) == 1 and plan.refused[0].startswith("line 1 (")
+    assert words in plan.refused[0]
+
+
+@pytest.mark.parametrize(("script", "words"), [
+    ("docker run -d python:3.11-slim\n", "grading runs only the lab's image"),
+    ("docker run -d security-lab sh\n", "replaces the service's own command"),
+    ("docker run -d security-lab\ndocker run -d security-lab:latest\n", "a second docker run"),
+    ("docker volume create data\ndocker run -d security-lab\n", "needs no volume"),
+    ("# nothing\n", "There is no docker run of security-lab"),
+])
+def test_security_grading_runs_one_container_of_the_labs_image(script, words):
+    plan = _security_plan(script)
+    assert not plan.argv and any(words in why for why in plan.refused), plan.refused
+
+
+def test_run_head_hardens_unless_the_lab_judges_the_hardening():
+    command = one("docker run -d --name web nginx")
+    hardened = C.Rewrite(_sandbox()).run_head(command)
+    assert "--cap-drop" in hardened and "no-new-privileges" in hardened
+    plain = C.Rewrite(_sandbox()).run_head(command, harden=False)
+    assert "--cap-drop" not in plain and "no-new-privileges" not in plain
+    assert "--memory" in plain and "--pids-limit" in plain

@@ -1,6 +1,6 @@
 """A lab answered as a script of ``docker`` commands (``run.sh``), read as data, never as a shell.
 
-The volumes and networking labs are answered with the commands a learner would type::
+The volumes, networking and security labs are answered with the commands a learner would type::
 
     docker volume create notes-data
     docker run -d --name notes -v notes-data:/data notes
@@ -151,7 +151,7 @@ def logical_lines(text: str) -> list[tuple[int, str]]:
         if not pending and (not stripped or stripped.startswith("#")):
             continue
         if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
+            pending += stripped[:-1].rstrip() + " "
             continue
         lines.append((first, (pending + stripped).strip()))
         pending = ""
@@ -369,14 +369,16 @@ class Rewrite:
             argv += ["--driver", "bridge"]
         return [*argv, *([graded] if graded else [])]
 
-    def run_head(self, command: Command) -> list[str]:
+    def run_head(self, command: Command, *, harden: bool = True) -> list[str]:
         """The start of ``docker run`` as grading runs it: detached, its name of the run's own,
-        the labels and the limits (the lab adds the options it keeps, then the image)."""
+        the labels and the limits (the lab adds the options it keeps, then the image).
+        ``harden=False`` leaves out grading's ``--cap-drop ALL`` and no-new-privileges: the
+        security lab judges the capabilities and privileges the script itself asks for."""
         limits = self.sandbox.limits
         argv = ["run", "--detach", *self.labels("container"),
                 "--memory", str(limits.memory), "--memory-swap", str(limits.memory),
                 "--pids-limit", str(limits.pids), "--cpus", str(limits.cpus),
-                "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                *(["--cap-drop", "ALL", "--security-opt", "no-new-privileges"] if harden else []),
                 "--log-driver", "json-file", "--log-opt", "max-size=1m",
                 "--log-opt", "max-file=1", "--restart", "no"]
         name = command.name

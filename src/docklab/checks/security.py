@@ -1,27 +1,40 @@
 """Checks for the security lab: a small web service, hardened, that still works.
 
 The lab hands out ``app.py``, a Python web service on port 8080 that counts its visits in
-``/tmp/visits``. The answer is a folder (the lab folder, where the notebook's ``%%writefile`` cells
-write) holding:
+``/tmp/visits``. The learner hands in two files, each written by a ``%%writefile`` cell:
 
 - ``Dockerfile``: ``FROM python:3.11-slim``, the lab's ``app.py`` copied in unchanged, and a
-  ``USER`` that is not root;
-- ``run.json``: the options the container is started with, named like docker-py's
-  ``containers.run`` keywords (and the ``docker run`` flags beside them)::
+  ``USER`` that is not root. The learner builds it (``docker build -t security-lab .``);
+- ``run.sh``: the ``docker run`` line that starts it, hardened, as they would type it::
 
-      {"user": "10001",                        --user            (optional: USER does it)
-       "read_only": true,                      --read-only
-       "tmpfs": {"/tmp": "size=16m"},          --tmpfs /tmp:size=16m
-       "cap_drop": ["ALL"],                    --cap-drop ALL
-       "cap_add": [],                          --cap-add ...
-       "security_opt": ["no-new-privileges"]}  --security-opt no-new-privileges
+      docker run -d --name security-lab --read-only --tmpfs /tmp:size=16m \\
+        --cap-drop ALL --security-opt no-new-privileges security-lab
 
-A notebook may be given instead: its last ``%%writefile Dockerfile`` and ``%%writefile run.json``
-cells are the answer.
+**The answer path** (``docklab check security <path>``) is a folder holding both (and app.py),
+or the lab notebook, whose last ``%%writefile Dockerfile`` and ``%%writefile run.sh`` cells are
+the answer.
 
-Judged through the engine: the image is built (bounded, see :mod:`docklab.checks.sandbox`), a
-container is started from it with the answer's options (and grading's own memory, CPU and pids
-limits) on an internal network of its own, then
+The script is data (:mod:`docklab.checks.commands`): it never reaches a shell. Only blank lines,
+comments, ``\\`` continuations and docker commands are read, and anything a shell would act on
+(``;``, ``$(...)``, ...), another program or ``docker -H ...`` refuses the whole script, naming
+the line. Of what is left, this lab takes **one** ``docker run`` of its image, ``security-lab``,
+with the options it is about: ``--user``, ``--read-only``, ``--tmpfs``, ``--cap-drop``,
+``--cap-add`` (a capability of Docker's default set only), ``--security-opt no-new-privileges``
+(beside ``-d``, ``--name``, ``--rm``, ``-it``, ``--restart``, ``--label`` and ``-p``, which change
+nothing it looks at: grading names, labels and detaches the container itself and asks the
+service on a network of its own). Anything else starts **nothing** and every check but
+``builds`` says why: options that would undo the hardening (``--privileged``, ``--cap-add
+SYS_ADMIN``, ``--security-opt seccomp=unconfined``, a mount such as ``-v /:/host``, the host's
+namespaces such as ``--pid host``, ``--network host``, the engine's socket), another image, a
+command replacing the service's, a second container.
+
+Judged through the engine: the image is built (bounded, see :mod:`docklab.checks.sandbox`); the
+``docker run`` line is run by the real docker CLI (the course image ``docklab/docker-cli``, in a
+container on the engine being judged: :class:`~docklab.checks.inside.ToolContainer`), rewritten:
+the image by the ID just built, a name of the grading run's own, the course labels, grading's
+memory, CPU and pids limits (but not its usual ``--cap-drop ALL`` and no-new-privileges: those
+are the script's to set), on an internal network of its own where ``security-lab`` is its alias.
+Then, as before:
 
 - its ``HostConfig`` and ``Config`` are inspected (ReadonlyRootfs, CapDrop/CapAdd, SecurityOpt,
   Tmpfs, User);
@@ -34,9 +47,9 @@ Everything is labelled and removed afterwards. Equivalent CLI: ``docklab check s
 notebook> [--json]``.
 
 Graded (``nbgrader autograde``), this runs on a sealed engine (:mod:`docklab.grading`): a rootless
-dockerd with python:3.11-slim loaded by its image ID and no network (the build needs none). The
-judge talks only to ``sandbox.client``; the service and the probe are containers of that engine.
-What a rootless engine changes, and how it is judged there:
+dockerd with python:3.11-slim and docklab/docker-cli loaded by their image IDs and no network (the
+build needs none). The judge talks only to ``sandbox.client``; the service, the CLI and the probe
+are containers of that engine. What a rootless engine changes, and how it is judged there:
 
 - **user, capabilities, no-new-privileges, read-only root, tmpfs** are the container's own and show
   as on any engine: in ``docker inspect`` (User, CapDrop/CapAdd, SecurityOpt, ReadonlyRootfs,
@@ -61,23 +74,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import docker.errors
 import requests.exceptions
 
-from docklab.checks.answer import writefile_cell
+from docklab.checks import commands as cmd
+from docklab.checks.answer import PLACEHOLDER
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.feedback import BuildLab, build_failed
+from docklab.checks.inside import ToolContainer
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
 
 BASE_IMAGE = "python:3.11-slim"
 PROBE_IMAGE = BASE_IMAGE
 APP = "app.py"
-RUN_SPEC = "run.json"
+SCRIPT = "run.sh"
+#: The image the learner builds (``docker build -t security-lab .``), as run.sh names it.
+IMAGE = "security-lab"
+IMAGE_NAMES = (IMAGE, f"{IMAGE}:latest")
 PORT = 8080
 GREETING = "hello from docklab"
 LESSON = "06-security"
@@ -89,18 +106,48 @@ TOPICS = {
     "no_new_privileges": "6. no-new-privileges",
     "serves": "Try it: a hardened container",
 }
-#: run.json keys → what they must be. Anything else is refused before a container starts.
-KEYS = ("user", "read_only", "tmpfs", "cap_drop", "cap_add", "security_opt")
-#: Capabilities run.json may add back (none is needed: the service listens on a high port).
+#: ``docker run`` options this lab judges: passed to the CLI once their values are checked.
+KEPT = {"--user", "--read-only", "--tmpfs", "--cap-drop", "--cap-add", "--security-opt"}
+#: Options that change nothing grading looks at: dropped without a word (grading detaches,
+#: names and labels the container itself, and asks the service on a network of its own, so a
+#: published port is not needed).
+DROPPED = {"--detach", "--name", "--rm", "--interactive", "--tty", "--restart", "--label",
+           "--publish", "--publish-all"}
+#: Options that would undo the hardening, or reach the host: the script is not run, and why.
+UNDOING = {
+    "--privileged": "gives the container every capability and the host's devices, and "
+                    "switches seccomp and AppArmor off: the opposite of this lab",
+    "--volume": "mounts something into the container: a host folder (-v /:/host is the "
+                "host's whole filesystem) or a writable volume beside the read-only root",
+    "--mount": "mounts something into the container: a host folder or a writable volume",
+    "--volumes-from": "mounts another container's volumes",
+    "--device": "hands the container a device of the host",
+    "--use-api-socket": "hands the container the engine's API socket, which is root on the host",
+    "--pid": "--pid host shares the host's processes (and --pid container: another's)",
+    "--ipc": "shares the host's (or another container's) IPC namespace",
+    "--uts": "shares the host's UTS namespace",
+    "--userns": "--userns host leaves the engine's user namespace",
+    "--cgroupns": "--cgroupns host shows the container the host's cgroups",
+    "--network": "grading starts the service on a network of its own, to ask it for / (and "
+                 "--network host shares the host's network namespace)",
+    "--sysctl": "changes kernel settings for the container",
+    "--cap-add": "",    # judged by value: ADDABLE is fine
+    "--security-opt": "",   # judged by value: no-new-privileges only
+}
+#: Capabilities run.sh may add back: Docker's default set (none is needed: the service listens
+#: on a high port). Anything beyond it (SYS_ADMIN, NET_ADMIN, SYS_PTRACE ...) is refused.
 ADDABLE = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "NET_BIND_SERVICE", "KILL",
            "SETPCAP", "FSETID", "AUDIT_WRITE", "MKNOD", "NET_RAW", "SYS_CHROOT", "SETFCAP"}
 NO_NEW_PRIVILEGES = {"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true"}
+#: Spelled out as off: accepted (no_new_privileges then fails), not refused.
+NEW_PRIVILEGES_ALLOWED = {"no-new-privileges:false", "no-new-privileges=false"}
 _CAP = re.compile(r"^(CAP_)?[A-Z_]{2,32}$")
+_USER = re.compile(r"^[A-Za-z0-9_.-]{1,32}(:[A-Za-z0-9_.-]{1,32})?$")
 #: The words of this lab's build feedback: it installs nothing and needs no network.
 BUILD = BuildLab(base=BASE_IMAGE, files=(APP,))
-_SOLUTION_MARK = re.compile(r"^[ \t]*### (?:BEGIN|END) SOLUTION[ \t]*$", re.MULTILINE)
 _TMPFS_OPTION = re.compile(r"^(size=\d+[kmg]?|mode=[0-7]{3,4}|uid=\d+|gid=\d+|noexec|exec|"
                            r"nosuid|suid|nodev|dev|rw|ro)$")
+_CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$", re.MULTILINE)
 
 CRITERIA = [
     Criterion("builds", 1, "the Dockerfile builds, with the lab's app.py", needs_image=False),
@@ -113,109 +160,118 @@ CRITERIA = [
 ]
 
 
-# -- the answer's run options -------------------------------------------------------------------
+# -- the script ---------------------------------------------------------------------------------
 
-def run_spec_text(answer) -> tuple[str | None, str]:
-    """The text of run.json in the answer (folder or notebook), or (None, why not)."""
-    if RUN_SPEC in answer.files:
-        return answer.files[RUN_SPEC].decode("utf-8", "replace"), ""
-    if answer.kind == "notebook":
-        return writefile_cell(Path(answer.source), RUN_SPEC)
-    return None, (f"There is no {RUN_SPEC} in the folder {answer.source}: run the "
-                  f"%%writefile {RUN_SPEC} cell, which writes it next to the notebook.")
+@dataclass
+class RunPlan:
+    """The script's ``docker run`` of security-lab as grading runs it, or why it does not."""
 
-
-def parse_run_spec(text: str) -> tuple[dict | None, str]:
-    """run.json → the keyword arguments for ``containers.run``, or (None, what is wrong)."""
-    if "raise NotImplementedError" in text:
-        return None, (f"{RUN_SPEC} still holds the placeholder `raise NotImplementedError()`: "
-                      "replace it with your JSON object of run options.")
-    # The lab's source notebook marks its answer with nbgrader's solution lines, which are no
-    # JSON: without them, the source's own run.json is valid (`nbgrader validate` of the source).
-    text = _SOLUTION_MARK.sub("", text)
-    try:
-        spec = json.loads(text)
-    except ValueError as exc:
-        return None, (f"{RUN_SPEC} is not valid JSON ({exc}): one object in braces, keys and "
-                      "strings in double quotes, true/false in lower case, no trailing commas, "
-                      "no comments.")
-    if not isinstance(spec, dict):
-        return None, f"{RUN_SPEC} must hold one JSON object ({{...}}), not {type(spec).__name__}."
-    unknown = sorted(set(spec) - set(KEYS))
-    if unknown:
-        return None, (f"{RUN_SPEC} has keys grading does not accept: {', '.join(unknown)}. "
-                      f"It takes only {', '.join(KEYS)} (privileged, volumes, devices or host "
-                      "namespaces would undo the hardening).")
-    kwargs: dict = {}
-    if "user" in spec:
-        user = spec["user"]
-        if isinstance(user, int):
-            user = str(user)
-        if not isinstance(user, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}(:[A-Za-z0-9_.-]"
-                                                          r"{1,32})?", user):
-            return None, '"user" is a name or uid, optionally with :group, e.g. "10001:10001".'
-        kwargs["user"] = user
-    if "read_only" in spec:
-        if not isinstance(spec["read_only"], bool):
-            return None, '"read_only" is true or false (JSON, lower case, no quotes).'
-        kwargs["read_only"] = spec["read_only"]
-    if "tmpfs" in spec:
-        tmpfs = spec["tmpfs"]
-        if isinstance(tmpfs, list):
-            tmpfs = {str(item).split(":", 1)[0]: (str(item).split(":", 1) + [""])[1]
-                     for item in tmpfs}
-        if not isinstance(tmpfs, dict) or len(tmpfs) > 8:
-            return None, ('"tmpfs" maps each folder to its mount options, e.g. '
-                          '{"/tmp": "size=16m"} (like --tmpfs /tmp:size=16m).')
-        for path, options in tmpfs.items():
-            if not (isinstance(path, str) and path.startswith("/") and ".." not in path
-                    and isinstance(options, str)):
-                return None, f'"tmpfs": {path!r} must be an absolute folder with options text.'
-            bad = [o for o in options.split(",") if o and not _TMPFS_OPTION.match(o)]
-            if bad:
-                return None, f'"tmpfs": the options {", ".join(bad)} of {path} are not accepted.'
-        kwargs["tmpfs"] = {path: options for path, options in tmpfs.items()}
-    for key in ("cap_drop", "cap_add"):
-        if key in spec:
-            caps = spec[key]
-            if not (isinstance(caps, list) and len(caps) <= 64
-                    and all(isinstance(c, str) and (c.upper() == "ALL" or _CAP.match(c.upper()))
-                            for c in caps)):
-                return None, f'"{key}" is a list of capability names, e.g. ["ALL"].'
-            kwargs[key] = [c.upper() for c in caps]
-    refused = [c for c in kwargs.get("cap_add", []) if c.removeprefix("CAP_") not in ADDABLE]
-    if refused:
-        return None, (f'"cap_add" asks for {", ".join(refused)}: grading does not start a '
-                      "container with that much power (and this service needs no capability).")
-    if "security_opt" in spec:
-        options = spec["security_opt"]
-        if not (isinstance(options, list) and all(isinstance(o, str) for o in options)):
-            return None, '"security_opt" is a list of strings, e.g. ["no-new-privileges"].'
-        refused = [o for o in options if o not in NO_NEW_PRIVILEGES]
-        if refused:
-            return None, (f'"security_opt" may only hold no-new-privileges here, not '
-                          f"{', '.join(refused)}: seccomp=unconfined or apparmor=unconfined "
-                          "would take protections away, not add them.")
-        kwargs["security_opt"] = list(options)
-    return kwargs, ""
+    #: The docker argv (without ``docker``) grading runs; empty when it runs nothing.
+    argv: list[str] = field(default_factory=list)
+    #: Why nothing is run, each naming its line (empty: the plan runs).
+    refused: list[str] = field(default_factory=list)
+    #: The line as the learner wrote it.
+    text: str = ""
+    #: The container's name as grading runs it ("" when the script gives none).
+    name: str = ""
+    #: The script sets the user (--user), not only the image's USER.
+    user: bool = False
 
 
-def docker_run_command(kwargs: dict, image: str = "security-lab") -> str:
-    """The ``docker run`` command line that matches run.json's options."""
-    words = ["docker", "run", "-d"]
-    if "user" in kwargs:
-        words += ["--user", kwargs["user"]]
-    if kwargs.get("read_only"):
-        words.append("--read-only")
-    for path, options in (kwargs.get("tmpfs") or {}).items():
-        words += ["--tmpfs", f"{path}:{options}" if options else path]
-    for cap in kwargs.get("cap_drop") or []:
-        words += ["--cap-drop", cap]
-    for cap in kwargs.get("cap_add") or []:
-        words += ["--cap-add", cap]
-    for option in kwargs.get("security_opt") or []:
-        words += ["--security-opt", option]
-    return shlex.join([*words, image])
+def _refusal(option: str, value: str | None) -> str:
+    """Why ``option value`` is not run in this lab, or "" when it is fine."""
+    if option == "--cap-add":
+        cap = (value or "").upper().removeprefix("CAP_")
+        if cap == "ALL" or not _CAP.match(cap) or cap not in ADDABLE:
+            return (f"`--cap-add {value}` asks for more than Docker's default capabilities "
+                    "(SYS_ADMIN, for one, is nearly root on the host): grading does not start a "
+                    "container with that much power, and this service needs no capability")
+        return ""
+    if option == "--security-opt":
+        if value in NO_NEW_PRIVILEGES | NEW_PRIVILEGES_ALLOWED:
+            return ""
+        return (f"`--security-opt {value}`: this lab takes only no-new-privileges there; "
+                "seccomp=unconfined, apparmor=unconfined or label=disable take protections "
+                "away, not add them")
+    if option == "--cap-drop":
+        if value and (value.upper() == "ALL" or _CAP.match(value.upper())):
+            return ""
+        return f"`--cap-drop {value}` is not a capability name (e.g. ALL, NET_RAW)"
+    if option == "--user":
+        if value and _USER.match(value):
+            return ""
+        return (f"`--user {value}` is not a user: a name or uid, optionally with :group "
+                "(--user 10001:10001)")
+    if option == "--tmpfs":
+        path, _, options = (value or "").partition(":")
+        if not path.startswith("/") or ".." in path:
+            return f"`--tmpfs {value}` does not start with an absolute folder (--tmpfs /tmp)"
+        bad = [o for o in options.split(",") if o and not _TMPFS_OPTION.match(o)]
+        if bad:
+            return (f"`--tmpfs {value}`: the options {', '.join(bad)} are not accepted "
+                    "(size=, mode=, uid=, gid=, noexec, nosuid, nodev)")
+        return ""
+    if option in KEPT:
+        return ""      # --read-only: the CLI reads its value (true/false) itself
+    why = UNDOING.get(option)
+    if why:
+        return f"`{option}` {why}"
+    return (f"`{option}` is not one of this lab's options (--user, --read-only, --tmpfs, "
+            "--cap-drop, --cap-add, --security-opt; -d, --name, --rm and -p are taken too)")
+
+
+def plan(script: cmd.Script, rewrite: cmd.Rewrite, image_id: str) -> RunPlan:
+    """The script as grading runs it: one ``docker run`` of security-lab with the options this
+    lab judges, or (``refused``) why nothing is run."""
+    result = RunPlan()
+    runs = []
+    for command in script.commands:
+        if command.kind != "run":
+            result.refused.append(f"{command.where}: this lab needs no {command.kind.split()[0]} "
+                                  "of its own; its run.sh is the docker run of security-lab.")
+        elif command.image not in IMAGE_NAMES:
+            result.refused.append(f"{command.where}: it runs {command.image!r}; grading runs "
+                                  f"only the lab's image, {IMAGE} (docker build -t {IMAGE} .).")
+        else:
+            runs.append(command)
+    if not runs:
+        result.refused.append(f"There is no docker run of {IMAGE}: write one, e.g. docker run "
+                              f"-d --name {IMAGE} ... {IMAGE}.")
+    for extra in runs[1:]:
+        result.refused.append(f"{extra.where}: a second docker run of {IMAGE}; grading judges "
+                              "one container, started by one docker run line.")
+    if result.refused:
+        return result
+    command = runs[0]
+    result.text = command.text
+    if command.args:
+        result.refused.append(f"{command.where}: `{' '.join(command.args)}` after the image "
+                              "replaces the service's own command (CMD); grading runs the lab's "
+                              "service: leave it out.")
+    kept: list[str] = []
+    for option, value in command.options:
+        if option in DROPPED:
+            continue
+        why = _refusal(option, value)
+        if why:
+            result.refused.append(f"{command.where}: {why}.")
+        elif value is None:
+            kept.append(option)
+        else:
+            kept.append(f"{option}={value}")    # one word: the CLI reads it as written
+    if result.refused:
+        return result
+    head = rewrite.run_head(command, harden=False)
+    result.name = rewrite.containers.get(command.name, "")
+    result.user = command.has("--user")
+    # The probe asks for http://security-lab:8080/ on grading's own network.
+    result.argv = [*head, "--network-alias", IMAGE, *kept, image_id]
+    return result
+
+
+def refused_feedback(refused: list[str]) -> str:
+    return (f"{SCRIPT} was not run, none of it, so no container was started: "
+            + " ".join(refused))
 
 
 # -- looking at the running service -------------------------------------------------------------
@@ -306,26 +362,53 @@ def _probe(sandbox: Sandbox, network: str, host: str) -> tuple[list[str], str]:
     return answers, "" if answers else f"the probe printed {output[-300:]!r}"
 
 
-def _observe(sandbox: Sandbox, image_id: str, kwargs: dict) -> dict:
-    """Start the service with the answer's options; inspect it, look inside, probe it."""
+def _network_name(sandbox: Sandbox) -> str:
+    return f"docklab-grade-{sandbox.run_id}-security-net"
+
+
+def _observe(sandbox: Sandbox, run: RunPlan, rewrite: cmd.Rewrite, image_id: str) -> dict:
+    """Start the service with the script's docker run (the docker CLI, in a container on the
+    judged engine), on an internal network of the run's own; inspect it, look inside, probe it."""
     client = sandbox.client
     seen: dict = {"started": False}
-    name = f"docklab-grade-security-{sandbox.run_id}"  # its name is its address on the network
-    network = client.networks.create(f"{name}-net",
-                                     driver="bridge", internal=True,
+    network = client.networks.create(_network_name(sandbox), driver="bridge", internal=True,
                                      labels=sandbox.labels("network"))
-    limits = {k: v for k, v in sandbox.container_limits().items()
-              if k not in ("cap_drop", "security_opt")}
+    with ToolContainer(sandbox, cmd.CLI_IMAGE) as tool:
+        (done,) = cmd.run_commands(tool, [run.argv])
+    seen["command"] = {"status": done["status"],
+                       "stderr": _yours(done["stderr"][-600:], rewrite, image_id)}
+    ids = _CONTAINER_ID.findall(done["stdout"])
+    if done["status"] != 0:
+        said = _yours((done["stderr"].strip() or done["stdout"].strip())[-600:], rewrite,
+                      image_id)
+        said = said.split("\n\nUsage:")[0].strip()   # the CLI's reason, not its usage text
+        seen["error"] = f"the docker CLI said: {said or 'exit status ' + str(done['status'])}"
+        for container_id in ids:
+            sandbox.remove_container(container_id)
+        return seen
     try:
-        container = client.containers.run(
-            image_id, detach=True, labels=sandbox.labels("container"), network=network.name,
-            name=name,
-            **limits, **kwargs)
-    except docker.errors.APIError as exc:
-        seen["error"] = exc.explanation or str(exc)
+        container = client.containers.get(run.name or ids[-1])
+    except (docker.errors.NotFound, IndexError):
+        seen["error"] = "its container is gone (docker run --rm, and it stopped?)"
         return seen
     seen["started"] = True
-    seen["answers"], seen["probe_error"] = _probe(sandbox, network.name, name)
+    try:
+        _look(sandbox, container, network.name, seen)
+    finally:
+        sandbox.remove_container(container.id)
+    return seen
+
+
+def _yours(text: str, rewrite: cmd.Rewrite, image_id: str) -> str:
+    """``text`` with grading's names put back to the script's (for feedback)."""
+    for mine, graded in rewrite.containers.items():
+        text = text.replace(graded, mine)
+    return text.replace(image_id, IMAGE)
+
+
+def _look(sandbox: Sandbox, container, network: str, seen: dict) -> None:
+    """What the running service shows: its answers, inspect, and from inside."""
+    seen["answers"], seen["probe_error"] = _probe(sandbox, network, IMAGE)
     container.reload()
     seen["state"] = container.attrs.get("State") or {}
     seen["host_config"] = container.attrs.get("HostConfig") or {}
@@ -334,6 +417,8 @@ def _observe(sandbox: Sandbox, image_id: str, kwargs: dict) -> dict:
     if seen["state"].get("Running"):
         code, text = _exec(container, ["cat", "/proc/1/status"])
         seen["status"] = _status(text) if code == 0 else {}
+        if code != 0:
+            seen["exec_error"] = f"exit status {code}: {text[-300:]}"
         # As root of the container: a non-root user cannot write to / even when it is writable.
         probe = f"/.docklab-probe-{int(time.time())}"
         code, text = _exec(container, ["sh", "-c", f"echo x > {probe} && rm -f {probe}"],
@@ -341,7 +426,6 @@ def _observe(sandbox: Sandbox, image_id: str, kwargs: dict) -> dict:
         seen["root_write"] = (code, text.strip())
         code, text = _exec(container, ["cat", "/proc/mounts"])
         seen["mounts"] = text if code == 0 else ""
-    return seen
 
 
 # -- the verdicts -------------------------------------------------------------------------------
@@ -351,20 +435,30 @@ def _uid(seen: dict) -> int | None:
     return int(uids[1]) if len(uids) > 1 and uids[1].isdigit() else None
 
 
+def _not_looked_at(seen: dict) -> str:
+    """Why nothing could be looked at inside the service."""
+    state = seen.get("state") or {}
+    if state.get("Running") and seen.get("exec_error") is not None:
+        return (f"docker exec into the running service failed ({seen['exec_error'].strip()}), "
+                "so nothing could be looked at inside it")
+    return (f"the service was not running (status {state.get('Status')}, exit code "
+            f"{state.get('ExitCode')}), so nothing could be looked at inside it")
+
+
 def _verdict_user(seen: dict, image_user: str) -> Verdict:
     user = seen["config"].get("User") or ""
     uid = _uid(seen)
     if uid is None:
-        return unjudged("the service was not running, so nothing could be looked at inside "
-                        "it.")
+        return unjudged(f"{_not_looked_at(seen)}.")
     if uid == 0:
         where = (f"the user is {user!r}, which is root" if user else
-                 "neither the Dockerfile (USER) nor run.json (\"user\") names a user, so it is "
+                 "neither the Dockerfile (USER) nor run.sh (--user) names a user, so it is "
                  "root, as in every image that does not say otherwise")
         return failed(f"The service runs as uid 0: {where}. Root in a container is root on the "
                       "host's kernel, held back only by capabilities and namespaces; add USER "
                       "10001 (any uid but 0) to the Dockerfile.")
-    source = "the image's USER" if image_user and not seen.get("user_from_spec") else "run.json"
+    source = ("the image's USER" if image_user and not seen.get("user_from_script")
+              else "run.sh's --user")
     return passed(f"the service runs as uid {uid} (from {source}).")
 
 
@@ -373,8 +467,8 @@ def _verdict_read_only(seen: dict) -> Verdict:
     code, text = seen.get("root_write", (None, ""))
     if not flag:
         return failed("The root filesystem is writable (HostConfig.ReadonlyRootfs is false): "
-                      "anyone who takes over the service can change its code and tools. Set "
-                      '"read_only": true (docker run --read-only).')
+                      "anyone who takes over the service can change its code and tools. Add "
+                      "--read-only to the docker run line in run.sh.")
     if code == 0:
         return failed("ReadonlyRootfs is set, yet a write to / succeeded inside the container.")
     return passed(f"ReadonlyRootfs is true and writing to / fails ({text or 'refused'}).")
@@ -390,8 +484,8 @@ def _verdict_tmpfs(seen: dict) -> Verdict:
     if not _is_tmpfs(mounts, "/tmp"):
         return failed("/tmp is not a tmpfs: the service keeps its visit count in /tmp/visits, "
                       "and with a read-only root that is the one place it needs to write. Give it "
-                      'a small tmpfs: "tmpfs": {"/tmp": "size=16m"} (docker run --tmpfs '
-                      "/tmp:size=16m); it lives in memory and goes with the container.")
+                      "a small tmpfs: docker run --tmpfs /tmp:size=16m; it lives in memory and "
+                      "goes with the container.")
     return passed("/tmp is a tmpfs.")
 
 
@@ -405,12 +499,12 @@ def _verdict_caps(seen: dict) -> Verdict:
         kept = "nothing" if not dropped else ", ".join(dropped)
         return failed(f"The container drops {kept} instead of ALL capabilities: it keeps Docker's "
                       "default set (CHOWN, NET_RAW, SETUID, ...). Drop them all with "
-                      '"cap_drop": ["ALL"] (docker run --cap-drop ALL) and add back only what '
-                      "the service needs: here, nothing (port 8080 is above 1024).")
+                      "docker run --cap-drop ALL and add back only what the service needs: "
+                      "here, nothing (port 8080 is above 1024).")
     if added:
         return failed(f"All capabilities are dropped, but {', '.join(added)} are added back, and "
                       "this service needs none of them: port 8080 is above 1024 and it only "
-                      'writes to its own tmpfs. Leave "cap_add" empty.')
+                      "writes to its own tmpfs. Leave --cap-add out.")
     if effective and int(effective, 16) != 0 or bounding and int(bounding, 16) != 0:
         return failed(f"Inside, the service still holds capabilities (CapEff {effective}, "
                       f"CapBnd {bounding}).")
@@ -424,8 +518,7 @@ def _verdict_nnp(seen: dict) -> Verdict:
     if not any(o in NO_NEW_PRIVILEGES for o in options):
         return failed("no-new-privileges is not set: a setuid program in the image (su, passwd, "
                       "mount) could still raise a process to root. Add "
-                      '"security_opt": ["no-new-privileges"] (docker run --security-opt '
-                      "no-new-privileges).")
+                      "--security-opt no-new-privileges to the docker run line.")
     if flag != "1":
         return failed(f"no-new-privileges is asked for, but the service's NoNewPrivs is {flag}.")
     return passed("no-new-privileges: NoNewPrivs is 1 in the service's process.")
@@ -443,7 +536,7 @@ def _verdict_serves(seen: dict) -> Verdict:
         hint = ""
         if first.startswith("500") or "cannot write" in logs:
             hint = (" It answered with an error: it could not write its visit counter. With a "
-                    'read-only root, give /tmp a tmpfs: "tmpfs": {"/tmp": "size=16m"}.')
+                    "read-only root, give /tmp a tmpfs: --tmpfs /tmp:size=16m.")
         return failed(f"Asked for / on port {PORT}, the service did not greet: "
                       f"{first or seen.get('probe_error') or 'no answer'}.{hint}"
                       + (f"\nIts last lines:\n{logs}" if logs else ""))
@@ -478,7 +571,7 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
             "handed out with the lab, so keep app.py next to the Dockerfile, unchanged.")
         verdicts.update(not_judged(lab, "the service is not the lab's."))
         return verdicts
-    for image in dict.fromkeys((BASE_IMAGE, PROBE_IMAGE)):
+    for image in dict.fromkeys((BASE_IMAGE, PROBE_IMAGE, cmd.CLI_IMAGE)):
         try:
             sandbox.reference(image)
         except docker.errors.ImageNotFound as exc:
@@ -500,19 +593,30 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     sandbox.details["image_user"] = image_user
     sandbox.details["image_uid"] = _image_uid(sandbox, build.image_id, image_user)
 
-    text, why = run_spec_text(answer)
-    kwargs, problem = parse_run_spec(text) if text is not None else (None, why)
-    if kwargs is None:
-        verdicts.update(not_judged(lab, f"{problem} Grading starts no container without valid "
-                                   "run options.", skip=("builds",)))
+    text, why = cmd.script_text(answer, SCRIPT)
+    if text is None or PLACEHOLDER in text:
+        verdicts.update(not_judged(lab, why or f"the {SCRIPT} cell still holds the placeholder "
+                                   "`raise NotImplementedError()`: replace it with your docker "
+                                   f"run line, so there is nothing to run.", skip=("builds",)))
         return verdicts
-    sandbox.details["docker_run"] = docker_run_command(kwargs)
-    seen = _observe(sandbox, build.image_id, kwargs)
-    seen["user_from_spec"] = "user" in kwargs
+    script = cmd.read_script(text)
+    rewrite = cmd.Rewrite(sandbox, network_mode=_network_name(sandbox))
+    run = plan(script, rewrite, build.image_id) if not script.refused else \
+        RunPlan(refused=script.refused)
+    if run.refused:
+        verdicts.update(not_judged(lab, refused_feedback(run.refused), skip=("builds",)))
+        return verdicts
+    sandbox.details["docker_run"] = run.text
+    seen = _observe(sandbox, run, rewrite, build.image_id)
+    seen["user_from_script"] = run.user
     sandbox.details["answers"] = seen.get("answers") or []
+    sandbox.details["command"] = seen.get("command")
+    sandbox.details["exec_error"] = seen.get("exec_error")
+    sandbox.details["state"] = {k: (seen.get("state") or {}).get(k)
+                                for k in ("Status", "ExitCode", "OOMKilled", "Error")}
     if not seen["started"]:
-        verdicts.update(not_judged(lab, f"the engine did not start the container: "
-                                   f"{seen.get('error')}", skip=("builds",)))
+        verdicts.update(not_judged(lab, f"the container did not start: {seen.get('error')}",
+                                   skip=("builds",)))
         return verdicts
     verdicts["runs_non_root"] = _verdict_user(seen, image_user)
     running = bool(seen.get("status"))
@@ -522,8 +626,8 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
         verdicts["caps_dropped"] = _verdict_caps(seen)
         verdicts["no_new_privileges"] = _verdict_nnp(seen)
     else:
-        reason = (f"the service was not running, so nothing could be looked at inside it. Its "
-                  f"last lines:\n{seen.get('logs', '').strip() or '(nothing)'}")
+        reason = (f"{_not_looked_at(seen)}. Its last lines:\n"
+                  f"{seen.get('logs', '').strip() or '(nothing)'}")
         verdicts.update(not_judged(lab, reason, skip=("builds", "runs_non_root", "serves")))
     verdicts["serves"] = _verdict_serves(seen)
     return verdicts
@@ -569,7 +673,7 @@ def image_not_root(details: dict) -> Verdict:
 
 
 LAB = Lab("security", "security: a hardened service that still works", CRITERIA, judge,
-          files=(APP,), base_image=BASE_IMAGE, images=(PROBE_IMAGE,),
+          files=(APP,), base_image=BASE_IMAGE, images=(PROBE_IMAGE, cmd.CLI_IMAGE),
           hidden={"runs_non_root": image_not_root}, sealed_ready=True,
           lesson=LESSON, topics=TOPICS)
 
@@ -582,17 +686,3 @@ def assert_image_not_root(answer: str | os.PathLike = ".") -> None:
     """The image itself names a non-root USER, so every container started from it is not root."""
     verdict = image_not_root(grade(answer).details)
     assert verdict.passed, verdict.feedback
-
-
-def try_it(answer: str | os.PathLike = ".") -> None:
-    """Start the service as grading does and show what it answered, with the docker run line."""
-    if os.environ.get("NBGRADER_EXECUTION") == "autograde":
-        print("(skipped while autograding: the graded tests build and run the service)")
-        return
-    report = LAB.check(answer, cached=False)
-    print(f"$ docker build -t security-lab .\n  {report['builds'].feedback}")
-    if "docker_run" in report.details:
-        print(f"$ {report.details['docker_run']}")
-        for number, text in enumerate(report.details.get("answers") or [], 1):
-            print(f"$ curl http://localhost:{PORT}/    # request {number}\n{text or '(no answer)'}")
-    print(f"\n{report.score}/{report.max_score} points: run the self-check for the details.")
