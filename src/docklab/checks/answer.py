@@ -87,7 +87,7 @@ def open_answer(path: str | os.PathLike, lab_files: dict[str, Path], *, limits):
 def writefile_cell(notebook: Path, *names: str) -> tuple[str | None, str]:
     """The body of the last ``%%writefile <name>`` cell (any of ``names``), or (None, why not).
 
-    The one reader of a file a lab's notebook writes (a Dockerfile, compose.yaml, run.json,
+    The one reader of a file a lab's notebook writes (a Dockerfile, compose.yaml, run.sh,
     publish.py ...): read as text, never run. ``-a``/``--append`` and ``./`` are accepted.
     """
     wanted = "|".join(re.escape(name) for name in names)
