@@ -2,10 +2,11 @@
 REST API, 02-running's cells run in each learner's kernel (through the hub's proxy) on that
 learner's own engine, and the isolation between them and from the host's engine.
 
-One classroom for the module (up takes ~10 s once the learner image is built, ~30 s when it is
-not; three servers start in ~10 s together). DOCKLAB_CLASSROOM_ENGINE_BIND=0.0.0.0 starts the
-learners' engines listening on every interface instead of the learner's loopback: the isolation
-test then fails (a learner drives another's engine), as it must.
+One classroom per kind of engine (rootful Docker-in-Docker, rootless): up takes ~10 s once the
+learner image is built, ~30 s when it is not; three servers start in ~15 s together.
+DOCKLAB_CLASSROOM_ENGINE_BIND=0.0.0.0 starts the Docker-in-Docker engines listening on every
+interface instead of the learner's loopback: the isolation test then fails (a learner drives
+another's engine), as it must.
 """
 
 from __future__ import annotations
@@ -60,11 +61,11 @@ def _free_port_block(size: int = 3) -> int:
     raise RuntimeError("no free ports")
 
 
-@pytest.fixture(scope="module")
-def room():
+@pytest.fixture(scope="module", params=["dind", "rootless"])
+def room(request):
     prefix = os.environ.get("DOCKLAB_PREFIX") or "test"
     settings = Settings(name=f"{prefix}-classroom-{os.urandom(3).hex()}", port=_free_port_block(),
-                        images=("busybox",),
+                        images=("busybox",), engine_kind=request.param,
                         engine_bind=os.environ.get("DOCKLAB_CLASSROOM_ENGINE_BIND", "127.0.0.1"))
     try:
         hub = classroom_hub.up(settings, say=lambda line: None)
@@ -151,12 +152,13 @@ def test_a_learner_cannot_list_stop_or_reach_another_learners_engine_nor_the_hos
             "print([c.name for c in mine.containers.list(all=True)])")
         with pytest.raises(ClassroomError, match="NotFound"):
             kernel.run("mine.containers.get('bobs-work').stop()")
-        # Bob's engine listens on Bob's loopback: from Ada's container, his address refuses.
+        # Bob's engine listens on Bob's loopback (Docker-in-Docker) or on a socket in a volume
+        # only his containers mount (rootless): from Ada's container, his address refuses.
         reach = (f"print(docker.DockerClient(base_url='tcp://{bob_ip}:2375', timeout=5)"
                  ".containers.list())")
         with pytest.raises(ClassroomError, match="ConnectionError|ConnectTimeout|refused"):
             kernel.run(reach, timeout=60)
-        # No engine socket in her container, nothing on the host's side of the network.
+        # No host engine socket in her container, nothing on the host's side of the network.
         assert kernel.run("print([p for p in ('/var/run/docker.sock', '/run/docker.sock') "
                           "if os.path.exists(p)])").strip() == "[]"
         for port in (2375, 2376):
@@ -167,6 +169,27 @@ def test_a_learner_cannot_list_stop_or_reach_another_learners_engine_nor_the_hos
         names = kernel.run("print([c.name for c in mine.containers.list(all=True)])")
         assert f"{settings.name}-ada" not in names
     assert host.containers.get(f"{settings.name}-bob-engine").status == "running"
+    # The only volumes in Ada's container are her own (the rootless engine's socket).
+    ada_mounts = host.containers.get(f"{settings.name}-ada").attrs["Mounts"]
+    assert all(m.get("Name", "").startswith(f"{settings.name}-ada-") for m in ada_mounts), \
+        ada_mounts
+
+
+def test_root_in_a_learners_container_is_root_on_the_host_only_with_docker_in_docker(
+        room, learners):
+    """What the two engines differ in: the user namespace. Under the rootless engine, uid 0 in a
+    learner's container is uid 1000 of the sidecar (an unprivileged uid of the host's); under
+    Docker-in-Docker it is the host's root, which is why DESIGN calls that engine root on the
+    host."""
+    settings, _ = room
+    with learners["cy"].kernel() as kernel:
+        uid_map = kernel.run(
+            "import docker; print(docker.from_env().containers.run('busybox', "
+            "'cat /proc/self/uid_map', remove=True).decode().split())").strip()
+    if settings.engine_kind == "rootless":
+        assert uid_map != "['0', '0', '4294967295']", "root in the container is the host's root"
+    else:
+        assert uid_map == "['0', '0', '4294967295']", uid_map
 
 
 def test_every_learner_is_bounded_and_labelled(room, learners, host):
@@ -182,7 +205,8 @@ def test_every_learner_is_bounded_and_labelled(room, learners, host):
         assert lab.attrs["HostConfig"]["Memory"] == 2**30
         assert lab.attrs["HostConfig"]["PidsLimit"] == settings.pids
         assert lab.attrs["HostConfig"]["CpuQuota"] == 100_000
-        assert not any("docker.sock" in (m.get("Source") or "") for m in lab.attrs["Mounts"])
+        assert not any(m.get("Source") in ("/var/run/docker.sock", "/run/docker.sock")
+                       for m in lab.attrs["Mounts"])
         assert engine.attrs["HostConfig"]["Memory"] == 2 * 2**30
         assert engine.attrs["HostConfig"]["PidsLimit"] == settings.engine.pids
         assert engine.attrs["HostConfig"]["NanoCpus"] == 10**9

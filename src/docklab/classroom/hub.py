@@ -24,6 +24,7 @@ import docker.errors
 import requests
 
 from docklab import labels as L
+from docklab.classroom.engine import ENGINE_IMAGES
 from docklab.classroom.image import LEARNER_IMAGE, ensure_learner_image, project_root
 from docklab.classroom.remote import Hub
 from docklab.classroom.settings import CLASSROOM, Settings
@@ -85,7 +86,7 @@ def up(settings: Settings | None = None, *, say: Say = print) -> Hub:
             say(f"{settings.name}: the hub already runs at {settings.url}")
             return hub_client(settings)
         ensure_learner_image(client, say=say)
-        prepare(client, [*settings.images, "docker:dind"], progress=say)
+        prepare(client, [*settings.images, ENGINE_IMAGES[settings.engine_kind]], progress=say)
         tar, _ = saved_images(client, settings.images)
         gateway = _network(client, settings)
         state = settings.state_dir()
@@ -96,6 +97,7 @@ def up(settings: Settings | None = None, *, say: Say = print) -> Hub:
         for key, value in (("IP", settings.ip), ("PORT", settings.port),
                            ("IMAGES", ",".join(settings.images)), ("MEMORY", settings.memory),
                            ("CPUS", settings.cpus), ("PIDS", settings.pids),
+                           ("ENGINE", settings.engine_kind),
                            ("ENGINE_BIND", settings.engine_bind),
                            ("AUTH", settings.authenticator)):
             env[f"DOCKLAB_CLASSROOM_{key}"] = str(value)

@@ -45,7 +45,9 @@ class Settings:
     cpus: float = 1.0
     pids: int = 512
     engine: EngineLimits = field(default_factory=EngineLimits)
-    #: Where each learner's dockerd listens inside the learner's network namespace.
+    #: Each learner's engine: "dind" (rootful Docker-in-Docker) or "rootless" (docklab.classroom.engine).
+    engine_kind: str = "dind"
+    #: Where a "dind" engine listens inside the learner's network namespace.
     engine_bind: str = "127.0.0.1"
     #: Seconds without activity before the idle culler stops a learner's server.
     idle_timeout: int = 3600
@@ -65,7 +67,7 @@ class Settings:
             engine=EngineLimits(memory=_env("ENGINE_MEMORY", "2g"),
                                 cpus=float(_env("ENGINE_CPUS", "1")),
                                 pids=int(_env("ENGINE_PIDS", "2048"))),
-            engine_bind=_env("ENGINE_BIND", "127.0.0.1"),
+            engine_kind=_env("ENGINE", "dind"), engine_bind=_env("ENGINE_BIND", "127.0.0.1"),
             idle_timeout=int(_env("IDLE_TIMEOUT", "3600")),
             authenticator=_env("AUTH", "shared-password"))
 

@@ -45,7 +45,7 @@ class ClassroomSpawner(DockerSpawner):
 
     def get_env(self):
         env = super().get_env()
-        env["DOCKER_HOST"] = "tcp://127.0.0.1:2375"
+        env["DOCKER_HOST"] = engine.docker_host(self.classroom.engine_kind)
         env["DOCKLAB_LEARNER"] = self.user.name
         return env
 
@@ -54,6 +54,11 @@ class ClassroomSpawner(DockerSpawner):
         return self.classroom.labels(self.user.name)
 
     async def create_object(self):
+        if self.classroom.engine_kind == "rootless":
+            # The rootless engine's socket: a volume this container and the engine share.
+            volume = await asyncio.to_thread(self._with_client, engine.create_socket_volume,
+                                             self.container_name, self.learner_labels)
+            self.volumes = {volume: engine.SOCKET_DIR}
         self.extra_create_kwargs = {"labels": self.learner_labels}
         self.extra_host_config = {
             "pids_limit": self.classroom.pids,
@@ -67,29 +72,35 @@ class ClassroomSpawner(DockerSpawner):
         await asyncio.to_thread(self._start_engine)
         return answer
 
-    def _start_engine(self) -> None:
+    @staticmethod
+    def _with_client(action, *args, **kwargs):
+        """``action(client, ...)`` with a client of the host's engine (in a worker thread)."""
         client = docker.DockerClient(base_url=os.environ.get("DOCKER_HOST") or None,
                                      version="auto", timeout=120)
         try:
+            return action(client, *args, **kwargs)
+        finally:
+            client.close()
+
+    def _start_engine(self) -> None:
+        def start_and_wait(client) -> float:
             sidecar = engine.start_private_engine(
                 client, self.container_name, labels=self.learner_labels,
                 images_tar=Path(self.images_tar) if self.images_tar else None,
-                limits=self.classroom.engine, bind=self.classroom.engine_bind)
-            waited = engine.wait_until_ready(sidecar)
-            self.log.info("%s: private engine ready in %.1f s", self.user.name, waited)
-        finally:
-            client.close()
+                limits=self.classroom.engine, bind=self.classroom.engine_bind,
+                kind=self.classroom.engine_kind)
+            return engine.wait_until_ready(sidecar)
+
+        waited = self._with_client(start_and_wait)
+        self.log.info("%s: private engine ready in %.1f s", self.user.name, waited)
 
     async def stop(self, now=False):
-        await asyncio.to_thread(self._remove_engine)
+        await asyncio.to_thread(self._with_client, engine.remove_private_engine,
+                                self.container_name, socket=False)
         await super().stop(now=now)
-
-    def _remove_engine(self) -> None:
-        client = docker.from_env()
-        try:
-            engine.remove_private_engine(client, self.container_name)
-        finally:
-            client.close()
+        # The socket's volume once the container that mounted it is gone.
+        await asyncio.to_thread(self._with_client, engine.remove_private_engine,
+                                self.container_name)
 
 
 __all__ = ["ClassroomSpawner"]
