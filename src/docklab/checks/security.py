@@ -416,6 +416,11 @@ def _look(sandbox: Sandbox, container, network: str, seen: dict) -> None:
     seen["logs"] = _logs(container)
     if seen["state"].get("Running"):
         code, text = _exec(container, ["cat", "/proc/1/status"])
+        if code != 0:
+            # Once more: on a loaded host a round trip once found no /proc/1/status of a
+            # service that had just answered twice; one failed exec is not the learner's doing.
+            time.sleep(0.5)
+            code, text = _exec(container, ["cat", "/proc/1/status"])
         seen["status"] = _status(text) if code == 0 else {}
         if code != 0:
             seen["exec_error"] = f"exit status {code}: {text[-300:]}"
