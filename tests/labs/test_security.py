@@ -75,6 +75,9 @@ ANSWERS = {
     "spelled_otherwise": (GOOD_DOCKERFILE, SPELLED_OTHERWISE, set(), ""),
     # wrong: what the lesson warns about
     "runs_as_root": (ROOT_DOCKERFILE, GOOD_RUN, {"runs_non_root"}, "uid 0"),
+    # --user 0 undoes the image's USER: run options win over the image's configuration
+    "user_root": (GOOD_DOCKERFILE, run(f"--user 0 {HARDENING}"), {"runs_non_root"},
+                  "the user is '0', which is root"),
     "nothing_hardened": (GOOD_DOCKERFILE, run(""),
                          {"read_only_root", "tmp_is_tmpfs", "caps_dropped", "no_new_privileges"},
                          "ReadonlyRootfs is false"),
@@ -103,9 +106,9 @@ ANSWERS = {
     "host_root": (GOOD_DOCKERFILE, run(f"-v /:/host {HARDENING}"), RUNTIME,
                   "`--volume` mounts something"),
     "host_pids": (GOOD_DOCKERFILE, run(f"--pid host {HARDENING}"), RUNTIME,
-                  "--pid host shares the host's processes"),
+                  "`--pid` shares the host's processes"),
     "host_network": (GOOD_DOCKERFILE, run(f"--network host {HARDENING}"), RUNTIME,
-                     "--network host shares"),
+                     "--network host would share"),
     "seccomp_off": (GOOD_DOCKERFILE,
                     run(f"{HARDENING} --security-opt seccomp=unconfined"), RUNTIME,
                     "`--security-opt seccomp=unconfined`"),

@@ -123,16 +123,14 @@ UNDOING = {
     "--volumes-from": "mounts another container's volumes",
     "--device": "hands the container a device of the host",
     "--use-api-socket": "hands the container the engine's API socket, which is root on the host",
-    "--pid": "--pid host shares the host's processes (and --pid container: another's)",
+    "--pid": "shares the host's processes (--pid host) or another container's",
     "--ipc": "shares the host's (or another container's) IPC namespace",
     "--uts": "shares the host's UTS namespace",
-    "--userns": "--userns host leaves the engine's user namespace",
-    "--cgroupns": "--cgroupns host shows the container the host's cgroups",
-    "--network": "grading starts the service on a network of its own, to ask it for / (and "
-                 "--network host shares the host's network namespace)",
+    "--userns": "takes the container out of the engine's user namespace (--userns host)",
+    "--cgroupns": "shows the container the host's cgroups (--cgroupns host)",
+    "--network": "is grading's to choose: it starts the service on a network of its own to "
+                 "ask it for / (and --network host would share the host's network namespace)",
     "--sysctl": "changes kernel settings for the container",
-    "--cap-add": "",    # judged by value: ADDABLE is fine
-    "--security-opt": "",   # judged by value: no-new-privileges only
 }
 #: Capabilities run.sh may add back: Docker's default set (none is needed: the service listens
 #: on a high port). Anything beyond it (SYS_ADMIN, NET_ADMIN, SYS_PTRACE ...) is refused.
