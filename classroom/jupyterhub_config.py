@@ -55,7 +55,7 @@ c.JupyterHub.services = [
 c.JupyterHub.load_roles = [
     {"name": "docklab", "services": ["docklab"],
      "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users",
-                "access:servers"]},
+                "access:servers", "list:services", "read:services"]},
     {"name": "idle-culler", "services": ["idle-culler"],
      "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
 ]

@@ -213,6 +213,24 @@ def test_every_learner_is_bounded_and_labelled(room, learners, host):
         assert engine.attrs["HostConfig"]["NetworkMode"] == f"container:{lab.id}"
 
 
+def test_status_shows_each_learners_server_engine_and_memory(room, learners):
+    settings, _ = room
+    report = classroom_hub.status(settings)
+    assert report["hub"] == "running"
+    for name in LEARNERS:
+        learner = report["learners"][name]
+        assert learner["server"] == "ready", learner
+        roles = {c["role"]: c for c in learner["containers"].values()}
+        assert set(roles) == {"jupyterlab", "engine"}
+        assert all(c["status"] == "running" and c["memory_mib"] > 0 for c in roles.values())
+
+
+def test_the_idle_culler_runs_beside_the_hub(room):
+    _, hub = room
+    services = hub.api("GET", "/services").json()  # {name: service}
+    assert services["idle-culler"]["pid"] > 0, services
+
+
 def test_down_leaves_nothing_of_the_classroom_behind(room, learners, host):
     settings, _ = room
     classroom_hub.down(settings, purge=True, say=lambda line: None)

@@ -208,7 +208,8 @@ def status(settings: Settings | None = None) -> dict:
                     else "stopped", "containers": {}}
         for container in client.containers.list(all=True, filters=classroom_filter(settings)):
             learner = container.labels.get(L.LEARNER, "?")
-            stats = container.stats(stream=False) if container.status == "running" else {}
+            stats = (container.stats(stream=False, one_shot=True)
+                     if container.status == "running" else {})
             memory = (stats.get("memory_stats") or {}).get("usage", 0)
             entry = report["learners"].setdefault(learner, {"server": "?", "containers": {}})
             entry["containers"][container.name] = {
