@@ -10,11 +10,14 @@ tests). Rebuilt only when what goes in changes (a hash of it is the image's reci
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
+import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -115,6 +118,18 @@ def ensure_learner_image(client: docker.DockerClient, *, say: Say = print,
     """
     prepare(client, list(BASES), progress=say)
     files, recipe = context_files(project_root(), venv_constraints())
+    # One build at a time on this host: a second caller waits, then finds the image current.
+    lock = Path(tempfile.gettempdir()) / f"docklab-classroom-image-{os.getuid()}.lock"
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            return _build_unless_current(client, files, recipe, say=say, rebuild=rebuild)
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build_unless_current(client: docker.DockerClient, files: dict[str, bytes], recipe: str, *,
+                          say: Say, rebuild: bool) -> str:
     try:
         present = client.images.get(LEARNER_IMAGE)
     except docker.errors.ImageNotFound:
