@@ -11,6 +11,7 @@ another's engine), as it must.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from docklab.classroom import hub as classroom_hub
 from docklab.classroom.engine import engine_names
 from docklab.classroom.remote import ClassroomError
 from docklab.classroom.settings import CLASSROOM, Settings
+from tests.conftest import run_docklab
 
 ROOT = Path(__file__).resolve().parents[2]
 LEARNERS = ("ada", "bob", "cy")
@@ -223,6 +225,21 @@ def test_status_shows_each_learners_server_engine_and_memory(room, learners):
         roles = {c["role"]: c for c in learner["containers"].values()}
         assert set(roles) == {"jupyterlab", "engine"}
         assert all(c["status"] == "running" and c["memory_mib"] > 0 for c in roles.values())
+
+
+def test_the_docklab_classroom_command_adds_a_learner_and_reports_status(room, learners):
+    settings, _ = room
+    env = {"DOCKLAB_PREFIX": "", "DOCKLAB_CLASSROOM_NAME": settings.name,
+           "DOCKLAB_CLASSROOM_PORT": str(settings.port)}
+    added = run_docklab("classroom", "add", "dee", env=env)
+    assert added.returncode == 0, added.stderr
+    shown = run_docklab("classroom", "status", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["hub"] == "running"
+    assert report["learners"]["dee"]["server"] == "stopped"
+    assert report["learners"]["ada"]["server"] == "ready"
+    assert "instructor" not in report["learners"] or report["learners"]["instructor"]["admin"]
 
 
 def test_the_idle_culler_runs_beside_the_hub(room):
