@@ -33,7 +33,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from docklab.checks.answer import writefile_cell
+from docklab.checks.answer import PLACEHOLDER, writefile_cell
+from docklab.checks.base import Lab, Verdict, failed, not_judged
 
 #: The course image with the docker CLI that runs the graded commands.
 CLI_IMAGE = "docklab/docker-cli"
@@ -294,6 +295,27 @@ def script_text(answer, name: str = "run.sh") -> tuple[str | None, str]:
         return None, (f"There is no {name} in {answer.source}: run the notebook's "
                       f"%%writefile {name} cell, which writes it next to the notebook.")
     return data.decode("utf-8", "replace"), ""
+
+
+def script_or_verdicts(answer, lab: Lab, name: str = "run.sh") -> tuple[Script | None, dict[str, Verdict]]:
+    """The learner's script, read (:func:`read_script`), or no script and the verdicts that say
+    why: ``config_valid`` failed (no script, the placeholder, or a refused line) and the lab's
+    other checks not judged. The volumes and networking labs judge it this way."""
+    text, why = script_text(answer, name)
+    if text is None or PLACEHOLDER in text:
+        verdicts = {"config_valid": failed(why or f"The {name} cell still holds the placeholder "
+                                           "`raise NotImplementedError()`: replace it with your "
+                                           "docker commands.")}
+        verdicts.update(not_judged(lab, f"there is no {name}."))
+        return None, verdicts
+    script = read_script(text)
+    if script.refused:
+        verdicts = {"config_valid": failed(f"{name} was not run, none of it: "
+                                           + " ".join(script.refused))}
+        verdicts.update(not_judged(lab, "grading runs only scripts of docker commands it can "
+                                   "read (see config_valid)."))
+        return None, verdicts
+    return script, {}
 
 
 def valid_name(name: str) -> bool:

@@ -65,7 +65,6 @@ import docker.errors
 import requests.exceptions
 
 from docklab.checks import commands as cmd
-from docklab.checks.answer import PLACEHOLDER
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.inside import ToolContainer
 from docklab.checks.sandbox import Sandbox
@@ -419,21 +418,10 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
             raise ImageError(f"The course image {image} is not on this engine, so the "
                              "networking lab cannot be judged.",
                              "Run `docklab images prepare`.") from exc
+    script, refused = cmd.script_or_verdicts(answer, lab, SCRIPT)
+    if script is None:
+        return refused
     verdicts: dict[str, Verdict] = {}
-    text, why = cmd.script_text(answer, SCRIPT)
-    if text is None or PLACEHOLDER in text:
-        verdicts["config_valid"] = failed(why or f"The {SCRIPT} cell still holds the "
-                                          "placeholder `raise NotImplementedError()`: replace it "
-                                          "with your docker commands.")
-        verdicts.update(not_judged(lab, f"there is no {SCRIPT}."))
-        return verdicts
-    script = cmd.read_script(text)
-    if script.refused:
-        verdicts["config_valid"] = failed(f"{SCRIPT} was not run, none of it: "
-                                          + " ".join(script.refused))
-        verdicts.update(not_judged(lab, "grading runs only scripts of docker commands it can "
-                                   "read (see config_valid)."))
-        return verdicts
     rewrite = cmd.Rewrite(sandbox)
     plan = plan_script(script, rewrite, images)
     missing = [f"{SCRIPT} has no docker run of {image} (the {who})."

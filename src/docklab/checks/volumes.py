@@ -64,7 +64,6 @@ import requests.exceptions
 from docker.types import Mount
 
 from docklab.checks import commands as cmd
-from docklab.checks.answer import PLACEHOLDER
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.inside import ToolContainer
 from docklab.checks.sandbox import Sandbox
@@ -493,21 +492,10 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
             raise ImageError(f"The course image {image} is not on this engine, so the volumes "
                              "lab cannot be judged.", "Run `docklab images prepare`.") from exc
     base_id = sandbox.reference(BASE_IMAGE).id
+    script, refused = cmd.script_or_verdicts(answer, lab, SCRIPT)
+    if script is None:
+        return refused
     verdicts: dict[str, Verdict] = {}
-    text, why = cmd.script_text(answer, SCRIPT)
-    if text is None or PLACEHOLDER in text:
-        verdicts["config_valid"] = failed(why or f"The {SCRIPT} cell still holds the "
-                                          "placeholder `raise NotImplementedError()`: replace it "
-                                          "with your docker commands.")
-        verdicts.update(not_judged(lab, f"there is no {SCRIPT}."))
-        return verdicts
-    script = cmd.read_script(text)
-    if script.refused:
-        verdicts["config_valid"] = failed(f"{SCRIPT} was not run, none of it: "
-                                          + " ".join(script.refused))
-        verdicts.update(not_judged(lab, "grading runs only scripts of docker commands it can "
-                                   "read (see config_valid)."))
-        return verdicts
 
     build = sandbox.build(_app_context(lab, base_id))
     if not build.ok:
