@@ -54,13 +54,9 @@ READY = "/run/docklab-engine-ready"
 #: Where the saved course images are mounted in the sidecar.
 IMAGES_TAR = "/images/course.tar"
 
-#: The sidecar's command: start dockerd (the entry script makes the cgroups writable first),
-#: wait until it answers, load the course images, then say so. ``$1`` is the address to listen on.
-_SCRIPT = f"""
-dockerd-entrypoint.sh dockerd --host=unix:///var/run/docker.sock --host="tcp://$1:2375" \\
-  --tls=false &
-engine=$!
-until docker info >/dev/null 2>&1; do
+#: How either sidecar's script ends, once its dockerd is starting (``$engine``): wait until the
+#: engine answers (or stop if dockerd died), load the course images, say so, then stay with dockerd.
+_THEN_LOAD_IMAGES = f"""until docker info >/dev/null 2>&1; do
   kill -0 "$engine" 2>/dev/null || exit 1
   sleep 0.1
 done
@@ -68,6 +64,14 @@ if [ -f {IMAGES_TAR} ]; then docker load -q -i {IMAGES_TAR} || exit 1; fi
 touch {READY}
 wait "$engine"
 """
+
+#: The sidecar's command: start dockerd (the entry script makes the cgroups writable first),
+#: wait until it answers, load the course images, then say so. ``$1`` is the address to listen on.
+_SCRIPT = """
+dockerd-entrypoint.sh dockerd --host=unix:///var/run/docker.sock --host="tcp://$1:2375" \\
+  --tls=false &
+engine=$!
+""" + _THEN_LOAD_IMAGES
 
 
 #: The rootless sidecar's command (as root of its container, which holds no capability but those
@@ -92,14 +96,7 @@ setpriv --reuid=grader --regid=grader --init-groups --reset-env env HOME=/home/g
            --exec-root=/run/user/1000/docker --pidfile=/run/user/1000/docker.pid' &
 engine=$!
 export DOCKER_HOST=unix://{SOCKET_DIR}/docker.sock
-until docker info >/dev/null 2>&1; do
-  kill -0 "$engine" 2>/dev/null || exit 1
-  sleep 0.1
-done
-if [ -f {IMAGES_TAR} ]; then docker load -q -i {IMAGES_TAR} || exit 1; fi
-touch {READY}
-wait "$engine"
-"""
+""" + _THEN_LOAD_IMAGES
 #: What the rootless sidecar needs to make a user namespace (as docklab.grading.sealed).
 _ROOTLESS_CAPABILITIES = ["SYS_ADMIN", "SETUID", "SETGID", "CHOWN", "DAC_OVERRIDE", "FOWNER",
                           "KILL"]

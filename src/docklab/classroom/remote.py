@@ -29,6 +29,13 @@ def _check(response: requests.Response, what: str) -> requests.Response:
     return response
 
 
+def _request(token: str, method: str, url: str, **kwargs) -> requests.Response:
+    """One request with a hub token (the hub's API or a server behind its proxy), 60 s at most
+    unless ``timeout`` says otherwise."""
+    return requests.request(method, url, headers={"Authorization": f"token {token}"},
+                            timeout=kwargs.pop("timeout", 60), **kwargs)
+
+
 @dataclass
 class Hub:
     """The hub at ``url`` (e.g. http://127.0.0.1:8000), with an API token."""
@@ -37,9 +44,7 @@ class Hub:
     token: str
 
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
-        headers = {"Authorization": f"token {self.token}"}
-        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers,
-                                timeout=kwargs.pop("timeout", 60), **kwargs)
+        return _request(self.token, method, f"{self.url}/hub/api{path}", **kwargs)
 
     def add_learners(self, *names: str) -> None:
         """``POST /hub/api/users``: these may log in (names already there are kept)."""
@@ -69,9 +74,7 @@ class Learner:
     token: str
 
     def _api(self, method: str, path: str, **kwargs) -> requests.Response:
-        headers = {"Authorization": f"token {self.token}"}
-        return requests.request(method, f"{self.url}{path}", headers=headers,
-                                timeout=kwargs.pop("timeout", 60), **kwargs)
+        return _request(self.token, method, f"{self.url}{path}", **kwargs)
 
     def start_server(self) -> None:
         """``POST /hub/api/users/NAME/server`` (202: starting, 201: started, 400: running)."""
