@@ -84,6 +84,19 @@ def open_answer(path: str | os.PathLike, lab_files: dict[str, Path], *, limits):
         yield answer
 
 
+def answer_file(answer, *names: str) -> tuple[str | None, str]:
+    """The text of the learner's file ``names[0]`` (or another of ``names``) in a prepared
+    answer: a folder's file, or the notebook's last ``%%writefile`` cell of one of them; else
+    (None, why not). Read as text, never run."""
+    if answer.kind == "notebook":
+        return writefile_cell(Path(answer.source), *names)
+    for name in names:
+        if name in answer.files:
+            return answer.files[name].decode("utf-8", "replace"), ""
+    return None, (f"There is no {names[0]} in {answer.source}: run the %%writefile {names[0]} "
+                  "cell, which writes it next to the notebook.")
+
+
 def writefile_cell(notebook: Path, *names: str) -> tuple[str | None, str]:
     """The body of the last ``%%writefile <name>`` cell (any of ``names``), or (None, why not).
 

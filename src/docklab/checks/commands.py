@@ -31,9 +31,8 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from docklab.checks.answer import PLACEHOLDER, writefile_cell
+from docklab.checks.answer import PLACEHOLDER, answer_file
 from docklab.checks.base import Lab, Verdict, failed, not_judged
 
 #: The course image with the docker CLI that runs the graded commands.
@@ -288,13 +287,7 @@ def read_script(text: str) -> Script:
 def script_text(answer, name: str = "run.sh") -> tuple[str | None, str]:
     """The learner's script in a prepared answer (a folder's ``run.sh``, or the notebook's last
     ``%%writefile run.sh`` cell), or (None, why not). Read as text, never run."""
-    if answer.kind == "notebook":
-        return writefile_cell(Path(answer.source), name)
-    data = answer.files.get(name)
-    if data is None:
-        return None, (f"There is no {name} in {answer.source}: run the notebook's "
-                      f"%%writefile {name} cell, which writes it next to the notebook.")
-    return data.decode("utf-8", "replace"), ""
+    return answer_file(answer, name)
 
 
 def script_or_verdicts(answer, lab: Lab, name: str = "run.sh") -> tuple[Script | None, dict[str, Verdict]]:

@@ -39,13 +39,12 @@ import random
 import re
 import subprocess
 import time
-from pathlib import Path
 
 import docker.errors
 import requests.exceptions
 
 from docklab.checks import inside
-from docklab.checks.answer import writefile_cell
+from docklab.checks.answer import answer_file
 from docklab.checks.base import (
     Criterion,
     Lab,
@@ -96,13 +95,7 @@ CRITERIA = [
 
 def compose_text(answer) -> tuple[str | None, str]:
     """The learner's compose file, or (None, why not)."""
-    if answer.kind == "notebook":
-        return writefile_cell(Path(answer.source), *FILES)
-    for name in FILES:
-        if name in answer.files:
-            return answer.files[name].decode("utf-8", "replace"), ""
-    return None, (f"There is no compose.yaml in {answer.source}: run the %%writefile "
-                  "compose.yaml cell, which writes it next to the notebook.")
+    return answer_file(answer, *FILES)
 
 
 class _ComposeTool(inside.ToolContainer):

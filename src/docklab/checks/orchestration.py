@@ -72,14 +72,13 @@ import os
 import re
 import shlex
 import time
-from pathlib import Path
 
 import docker.errors
 import requests.exceptions
 
 from docklab import labels as L
 from docklab.checks import inside
-from docklab.checks.answer import writefile_cell
+from docklab.checks.answer import answer_file
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import EngineError, ImageError
@@ -154,13 +153,7 @@ CRITERIA = [
 
 def stack_text(answer) -> tuple[str | None, str]:
     """The learner's stack file, or (None, why not)."""
-    if answer.kind == "notebook":
-        return writefile_cell(Path(answer.source), *FILES)
-    for name in FILES:
-        if name in answer.files:
-            return answer.files[name].decode("utf-8", "replace"), ""
-    return None, (f"There is no stack.yaml in the folder {answer.source}: run the %%writefile "
-                  "stack.yaml cell, which writes it next to the notebook.")
+    return answer_file(answer, *FILES)
 
 
 def _expanded_size(node, seen: dict, path: set) -> int:
