@@ -7,7 +7,8 @@ clean:  `bash .ci/run` in a fresh clone of HEAD (what CI pays; a warm engine and
 
 `make test` runs in two phases: the tests that may share the engine on two workers
 (pytest-xdist), then the ``serial`` ones (tests/grading and test_lesson: they compare the whole engine before and after)
-alone. The per-tier figures are the sums of each test's set-up, call and tear-down time from the
+alone. `.ci/run` adds a third, the engine matrix (`make test-engines`: tests/engines on Engine 26 and
+28, on two workers). The per-tier figures are the sums of each test's set-up, call and tear-down time from the
 JUnit reports (``make test JUNIT=prefix``), by the folder the test lives in; in the first phase
 two workers run at once, so the sums there add up to more than the wall time.
 
@@ -30,13 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
-TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "binder")
+TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "binder", "classroom",
+         "engines")
+PHASES = ("shared", "serial", "engines")
 
 
 def tier_seconds(junit: Path) -> tuple[dict[str, float], dict[str, int], dict[str, int]]:
     """Seconds, tests and failures per tier, from the JUnit reports of both phases."""
     seconds, tests, failed = defaultdict(float), defaultdict(int), defaultdict(int)
-    cases = [case for phase in ("shared", "serial")
+    cases = [case for phase in PHASES
              if Path(f"{junit}-{phase}.xml").exists()
              for case in ET.parse(f"{junit}-{phase}.xml").iter("testcase")]
     for case in cases:
@@ -46,6 +49,19 @@ def tier_seconds(junit: Path) -> tuple[dict[str, float], dict[str, int], dict[st
         tests[tier] += 1
         failed[tier] += any(child.tag in ("failure", "error") for child in case)
     return seconds, tests, failed
+
+
+def phase_walls(junit: Path) -> str:
+    """Each phase's wall time and test count, from the JUnit reports' own time stamps."""
+    parts = []
+    for phase in PHASES:
+        report = Path(f"{junit}-{phase}.xml")
+        if report.exists():
+            suite = ET.parse(report).getroot()
+            suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+            parts.append(f"{phase} {suite.get('tests')} tests in "
+                         f"{float(suite.get('time', 0)) / 60:.1f} min")
+    return "Phases: " + "; ".join(parts) + "."
 
 
 def run(command: list[str], cwd: Path, junit: Path) -> float:
@@ -85,7 +101,8 @@ def main() -> None:
         else:
             wall = run(["make", "test"], ROOT, junit)
             title = "warm `make test` (engine, images and .venv ready)"
-        body = f"{title}: **{wall / 60:.1f} min**\n\n{table(wall, junit)}"
+        body = (f"{title}: **{wall / 60:.1f} min**\n\n{phase_walls(junit)}\n\n"
+                f"{table(wall, junit)}")
     print(body)
     if not args.no_write:
         section = "Test suite" + (" (clean clone)" if args.clean else " (warm)")
