@@ -1,6 +1,8 @@
-"""``docklab classroom up|status|add|down``: JupyterHub for a class on this host."""
+"""``docklab classroom up|status|add|down``: JupyterHub for a class on this host; ``release``,
+``collect`` and ``feedback``: nbgrader's exchange between the instructor and the learners."""
 
 import json
+from pathlib import Path
 
 import click
 
@@ -11,7 +13,8 @@ def _say(line: str) -> None:
 
 @click.group()
 def classroom() -> None:
-    """A class on this host: JupyterHub, each learner with JupyterLab and a private engine.
+    """A class on this host: JupyterHub, each learner with JupyterLab and a private engine;
+    labs released, collected and returned with feedback through nbgrader's exchange.
 
     Settings come from DOCKLAB_CLASSROOM_* (PORT, IP, IMAGES, MEMORY, CPUS, PIDS, ENGINE_MEMORY,
     IDLE_TIMEOUT, ...; see docklab.classroom.settings).
@@ -68,6 +71,65 @@ def down_command(purge: bool) -> None:
     from docklab.classroom.hub import down
 
     down(purge=purge, say=_say)
+
+
+_course_option = click.option(
+    "--course", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="The nbgrader course root (default: grader/ of this checkout).")
+
+
+def _course(course: Path | None) -> Path:
+    from docklab import grader
+
+    return course or grader.course_dir()
+
+
+@classroom.command("release")
+@click.argument("lab")
+@_course_option
+def release_command(lab: str, course: Path | None) -> None:
+    """Hand LAB out: nbgrader generate_assignment, then the student version into the exchange,
+    where each learner fetches it (Assignments tab, or `nbgrader fetch_assignment LAB`)."""
+    from docklab.classroom.exchange import release
+    from docklab.classroom.settings import Settings
+
+    target = release(Settings.from_env(), _course(course), lab)
+    click.echo(f"released {lab}: {target}")
+
+
+@classroom.command("collect")
+@click.argument("lab")
+@_course_option
+def collect_command(lab: str, course: Path | None) -> None:
+    """Copy each learner's latest submission of LAB into the course's submitted/ (then grade it
+    with `docklab grade LAB`)."""
+    from docklab.classroom.exchange import collect
+    from docklab.classroom.settings import Settings
+
+    root = _course(course)
+    for result in collect(Settings.from_env(), root, lab):
+        taken = (f"{result.timestamp}, {len(result.files)} file(s)" if result.submission
+                 else "nothing handed in")
+        click.echo(f"  {result.learner:20} {taken}")
+        for line in result.skipped:
+            click.echo(f"  {'':20} left out: {line}")
+    click.echo(f"collected into {root / 'submitted'}; next: docklab grade {lab}"
+               + (f" --course {course}" if course else ""))
+
+
+@classroom.command("feedback")
+@click.argument("lab")
+@_course_option
+def feedback_command(lab: str, course: Path | None) -> None:
+    """Generate LAB's feedback (nbgrader generate_feedback) and give each learner theirs, where
+    `nbgrader fetch_feedback LAB` (or the Assignments tab) finds it."""
+    from docklab.classroom.exchange import return_feedback
+    from docklab.classroom.settings import Settings
+
+    returned = return_feedback(Settings.from_env(), _course(course), lab)
+    for name, pages in sorted(returned.items()):
+        click.echo(f"  {name:20} {len(pages)} page(s)")
+    click.echo(f"feedback of {lab} returned to {len(returned)} learner(s)")
 
 
 COMMANDS = [classroom]
