@@ -24,11 +24,8 @@ carries the lesson's labels and is removed by its cleanup.
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -38,6 +35,7 @@ import docker
 import ipywidgets as w
 import traitlets as t
 
+from docklab.buildkit import BuildKitModel, buildkit_available, buildx_command
 from docklab.widgets._base import COLORS, ENGINE_ERRORS, EngineView, badge, esc, table
 
 __all__ = ["BuildKitModel", "BuildModel", "BuildView", "buildkit_available"]
@@ -142,123 +140,6 @@ class BuildModel:
             "image_id": self.image_id, "tags": list(self.tags), "error": self.error,
             "finished": self.finished, "builder": "legacy",
         }
-
-
-#: A Dockerfile step's vertex: "[2/3] RUN ...", or "[build 2/5] RUN ..." in a named stage.
-_VERTEX_STEP = re.compile(r"^\[(?:(?P<stage>\S+) )?(?P<n>\d+)/(?P<total>\d+)\] (?P<instruction>.*)$")
-
-
-class BuildKitModel:
-    """Folds BuildKit's progress (``--progress=rawjson``: one JSON object per line, with
-    ``vertexes``, ``statuses`` and ``logs``) into the steps :class:`BuildModel` makes, so the
-    view draws either. Only the Dockerfile's steps become rows; BuildKit's ``[internal]``
-    vertexes (loading the Dockerfile, the context, metadata) are left out. No engine, no widget."""
-
-    def __init__(self):
-        self._steps: dict[str, dict] = {}  # vertex digest → step
-        self._stages: dict[str, int] = {}  # stage name ("" when unnamed) → the order first seen
-        self.image_id = ""
-        self.tags: list[str] = []
-        self.error = ""
-        self.finished = False
-
-    def feed(self, status: dict) -> None:
-        """Apply one line of ``--progress=rawjson`` (decoded)."""
-        for vertex in status.get("vertexes") or []:
-            step = self._step(vertex)
-            if vertex.get("error"):
-                self.error = vertex["error"].strip()
-                if step is not None:
-                    step["status"] = "failed"
-            if step is None or step["status"] == "failed":
-                continue
-            if step["instruction"].upper().startswith("FROM") and vertex.get("completed"):
-                step["status"] = "base"
-            elif vertex.get("cached"):
-                step["status"], step["cache"] = "cached", True
-            elif vertex.get("completed"):
-                step["status"], step["cache"] = "built", False
-            elif vertex.get("started"):
-                step["status"] = "running"
-        for log in status.get("logs") or []:
-            step = self._steps.get(log.get("vertex", ""))
-            if step is not None:
-                text = base64.b64decode(log.get("data") or "").decode(errors="replace")
-                step["output"] = (step["output"] + [line for line in text.splitlines()
-                                                    if line.strip()])[-5:]
-
-    def _step(self, vertex: dict) -> dict | None:
-        step = self._steps.get(vertex.get("digest", ""))
-        if step is None:
-            match = _VERTEX_STEP.match(vertex.get("name", ""))
-            if match is None:
-                return None
-            stage = match["stage"] or ""
-            self._stages.setdefault(stage, len(self._stages))
-            step = self._steps[vertex["digest"]] = {
-                "n": int(match["n"]), "stage": stage, "instruction": match["instruction"],
-                "label": f"{stage + ' ' if stage else ''}{match['n']}/{match['total']}",
-                "status": "pending", "cache": None, "output": []}
-        return step
-
-    def snapshot(self) -> dict:
-        # In Dockerfile order within a stage, stages as BuildKit first named them (it may name
-        # a later step's vertex before the FROM's).
-        steps = sorted(self._steps.values(), key=lambda st: (self._stages[st["stage"]], st["n"]))
-        done = sum(step["status"] in ("cached", "built", "base") for step in steps)
-        return {
-            "steps": [dict(step, output=list(step["output"])) for step in steps],
-            "total": len(steps), "done": done,
-            "cache_hits": sum(step["status"] == "cached" for step in steps),
-            "cache_misses": sum(step["status"] == "built" for step in steps),
-            "image_id": self.image_id, "tags": list(self.tags), "error": self.error,
-            "finished": self.finished, "builder": "buildkit",
-        }
-
-
-def buildkit_available() -> bool:
-    """Can this machine's ``docker`` CLI build with BuildKit and report its graph as JSON?
-    (buildx 0.15 or newer: ``--progress=rawjson``.)"""
-    from docklab.doctor import buildx_version
-
-    numbers = re.findall(r"\d+", buildx_version())
-    return bool(numbers) and tuple(int(n) for n in numbers[:2]) >= (0, 15)
-
-
-def buildx_command(kwargs: dict, iidfile: str) -> list[str]:
-    """``docker buildx build`` for the keyword arguments of ``client.api.build`` (those the course
-    uses): ``path`` or ``fileobj`` (a Dockerfile on stdin, ``-``), ``dockerfile`` (relative to
-    ``path``, as the SDK takes it), ``tag``, ``nocache``, ``pull``, ``buildargs``, ``target``,
-    ``labels``; ``rm``/``forcerm`` mean nothing to BuildKit (it runs no intermediate containers)."""
-    kwargs = {key: value for key, value in kwargs.items() if key not in ("rm", "forcerm")}
-    words = [shutil.which("docker") or "docker", "buildx", "build", "--progress=rawjson",
-             "--iidfile", iidfile]
-    path, fileobj = kwargs.pop("path", None), kwargs.pop("fileobj", None)
-    if kwargs.get("dockerfile"):
-        dockerfile = kwargs.pop("dockerfile")
-        words += ["-f", dockerfile if os.path.isabs(dockerfile) or path is None
-                  else os.path.join(path, dockerfile)]
-    if kwargs.get("tag"):
-        words += ["-t", kwargs.pop("tag")]
-    if kwargs.pop("nocache", False):
-        words.append("--no-cache")
-    if kwargs.pop("pull", False):
-        words.append("--pull")
-    for name, value in (kwargs.pop("buildargs", None) or {}).items():
-        words += ["--build-arg", f"{name}={value}"]
-    if kwargs.get("target"):
-        words += ["--target", kwargs.pop("target")]
-    for name, value in (kwargs.pop("labels", None) or {}).items():
-        words += ["--label", f"{name}={value}"]
-    unknown = sorted(key for key, value in kwargs.items() if value not in (None, False, ""))
-    if unknown:
-        raise TypeError(f"BuildView's BuildKit builds do not take {', '.join(unknown)}; "
-                        "use builder='legacy' for them")
-    if fileobj is not None and path is None:
-        return [*words, "-"]
-    if path is None:
-        raise TypeError("build() needs path= (a folder with a Dockerfile) or fileobj=")
-    return [*words, str(path)]
 
 
 _STATUS_COLOR = {"running": COLORS["accent"], "cached": COLORS["ok"], "built": COLORS["warn"],
