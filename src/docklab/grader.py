@@ -69,7 +69,8 @@ def source_labs(course: Path) -> list[str]:
     return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 
 
-def _ignored(name: str, patterns: list[str]) -> bool:
+def ignored(name: str, patterns: list[str]) -> bool:
+    """Whether a file called ``name`` matches one of nbgrader's ``CourseDirectory.ignore`` globs."""
     return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
 
 
@@ -104,7 +105,7 @@ def _replace_tree(source: Path, target: Path, ignore: list[str]) -> None:
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target, ignore=lambda _, names: [n for n in names
-                                                             if _ignored(n, ignore)])
+                                                             if ignored(n, ignore)])
 
 
 def _write_solution(source: Path, target: Path, ignore: list[str]) -> None:
@@ -113,7 +114,7 @@ def _write_solution(source: Path, target: Path, ignore: list[str]) -> None:
     target.mkdir(parents=True)
     for path in sorted(source.rglob("*")):
         rel = path.relative_to(source)
-        if any(_ignored(part, ignore) for part in rel.parts) or path.is_dir():
+        if any(ignored(part, ignore) for part in rel.parts) or path.is_dir():
             continue
         dest = target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,6 @@ import re
 import shutil
 import stat
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 
 from docklab.errors import DocklabError
@@ -118,7 +117,7 @@ def release(settings, course: Path, lab: str) -> Path:
     """``nbgrader generate_assignment LAB`` in ``course`` (the student version, and the lab in the
     gradebook), then that version into the exchange's outbound, replacing an earlier release.
     Returns the released folder."""
-    from docklab.grader import nbgrader_api
+    from docklab.grader import ignored, nbgrader_api  # nbformat and nbgrader: only when asked
 
     api = nbgrader_api(course)
     _course_id(api)
@@ -133,10 +132,10 @@ def release(settings, course: Path, lab: str) -> Path:
     ignore = list(api.coursedir.ignore)
     released = Path(api.coursedir.root) / api.coursedir.release_directory / lab
     shutil.copytree(released, staging,
-                    ignore=lambda _, names: [n for n in names if _ignored(n, ignore)])
+                    ignore=lambda _, names: [n for n in names if ignored(n, ignore)])
     for path in (staging, *staging.rglob("*")):  # readable by the learners' uid, nobody writes
         path.chmod(0o755 if path.is_dir() else 0o644)
-    # Swapped in one rename, so a learner fetching meanwhile gets the old or the new, whole.
+    # Moved into place whole: a learner fetching meanwhile never gets a half-copied release.
     old = outbound / f".{lab}.old"
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
@@ -144,10 +143,6 @@ def release(settings, course: Path, lab: str) -> Path:
     staging.rename(target)
     shutil.rmtree(old, ignore_errors=True)
     return target
-
-
-def _ignored(name: str, patterns: list[str]) -> bool:
-    return any(fnmatch(name, pattern) for pattern in patterns)
 
 
 # -- collect --------------------------------------------------------------------------------------
@@ -227,6 +222,8 @@ def _copy_regular_files(inbound: Path, folder: str, target: Path, ignore: list[s
     """Copy ``inbound/folder`` to ``target``: regular files only, opened without following a
     symlink at any step (the learner's container may change the folder while this reads it), at
     most :data:`MAX_FILES` files and :data:`MAX_BYTES` bytes."""
+    from docklab.grader import ignored
+
     total = 0
     target.mkdir(parents=True)
     inbound_fd = os.open(inbound, os.O_RDONLY | os.O_DIRECTORY)
@@ -234,10 +231,10 @@ def _copy_regular_files(inbound: Path, folder: str, target: Path, ignore: list[s
         walk = os.fwalk(folder, dir_fd=inbound_fd, follow_symlinks=False)
         for dirpath, dirnames, filenames, dir_fd in walk:
             rel = Path(dirpath).relative_to(folder)
-            dirnames[:] = [d for d in dirnames if not _ignored(d, ignore)]
+            dirnames[:] = [d for d in dirnames if not ignored(d, ignore)]
             for filename in filenames:
                 shown = str(rel / filename)
-                if _ignored(filename, ignore):
+                if ignored(filename, ignore):
                     continue
                 if len(result.files) >= MAX_FILES:
                     result.skipped.append(f"{shown}: more than {MAX_FILES} files")
