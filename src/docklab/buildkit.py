@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 
 __all__ = ["BuildKitModel", "buildkit_available", "buildx_command", "buildx_plugin",
-           "isolated_cli_env"]
+           "is_cancellation", "isolated_cli_env"]
 
 #: A Dockerfile step's vertex: "[2/3] RUN ...", "[build 2/5] RUN ..." in a named stage, and
 #: "[ 2/12] RUN ..." (BuildKit pads the number when a stage has ten steps or more).
@@ -52,7 +52,10 @@ class BuildKitModel:
             self._inputs.update(vertex.get("inputs") or [])
             step = self._step(vertex)
             if vertex.get("error"):
-                self.error = vertex["error"].strip()
+                # When one step fails, BuildKit cancels the steps running beside it: their
+                # "context canceled" must not hide the error that stopped the build.
+                if not self.error or is_cancellation(self.error):
+                    self.error = vertex["error"].strip()
                 if step is not None:
                     step["status"] = "failed"
             if step is None or step["status"] == "failed":
@@ -125,6 +128,12 @@ class BuildKitModel:
             "image_id": self.image_id, "tags": list(self.tags), "error": self.error,
             "finished": self.finished, "builder": "buildkit",
         }
+
+
+def is_cancellation(error: str) -> bool:
+    """Whether a vertex's error only says BuildKit cancelled it (another step failed first, or
+    the client went away)."""
+    return error.strip().lower().endswith(("context canceled", "canceled"))
 
 
 def buildkit_available() -> bool:
