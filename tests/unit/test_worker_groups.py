@@ -10,7 +10,6 @@ NOTEBOOKS = "tests/notebooks/test_notebooks.py"
 def test_every_run_of_a_notebook_is_in_one_group():
     groups = {worker_group(f"{BROWSER}[02-running]"),
               worker_group(f"{NOTEBOOKS}::test_notebook_runs_solved[02-running]"),
-              worker_group(f"{NOTEBOOKS}::test_notebook_runs_solved_through_docker_cells[02-running]"),
               # the Binder test runs 02-running too (its containers have fixed names)
               worker_group("tests/binder/test_binder.py::test_a_lesson_runs_in_the_binder_env")}
     assert groups == {"notebook-02-running"}
