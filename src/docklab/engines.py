@@ -1,8 +1,8 @@
 """Other Docker Engines beside the host's, to run the course on the engines learners have.
 
 ``docklab engines start 28 [--containerd-store]`` runs a course engine image (Docker-in-Docker:
-``docklab/engine:20`` is docker:dind's 20.10, ``docklab/engine:26`` and ``:28`` are built from
-Debian 13's and sid's packages) as a container of the host engine, loads the course images into it,
+``docklab/engine:20``, ``:26`` and ``:28`` are built from Debian 12's, 13's and sid's packages;
+``:26`` is the course's docker:dind) as a container of the host engine, loads the course images into it,
 and prints the ``DOCKER_HOST`` to export. Its API is published on 127.0.0.1 only, without TLS: reachable from
 this machine and nowhere else (so it only works where the host engine runs on this machine).
 Each engine keeps its /var/lib/docker in a named volume; ``stop`` removes container and volume.
@@ -33,7 +33,7 @@ from docklab.images.prepare import default_names
 #: The engines one can start: the version a learner says → the course image that runs it.
 ENGINE_IMAGES = {
     "20": "docklab/engine:20",  # Debian 12's docker.io 20.10 (end of life), as the host has
-    "26": "docklab/engine:26",  # Debian 13's docker.io 26.1
+    "26": "docklab/engine:26",  # Debian 13's docker.io 26.1: the course's docker:dind
     "28": "docklab/engine:28",  # Debian sid's docker.io 28.5, containerd 2.1
 }
 

@@ -178,3 +178,28 @@ def test_the_volumes_view_names_an_anonymous_volume_made_by_a_one_part_bind(both
         assert engine.volumes.get(name).name == name
     finally:
         box.remove(v=True, force=True)
+
+
+def test_engine_20_stays_the_end_of_life_engine_beside_docker_dind_on_26(client):
+    """`docklab engines start 20` still runs Debian 12's 20.10 (its own recipe), while docker:dind
+    and docklab/engine:26, one image under two names, run 26.1."""
+    from docklab.images import prepare
+
+    prepare(client, ["docklab/engine:26"], progress=False)
+    dind, engine26 = client.images.get("docker:dind"), client.images.get("docklab/engine:26")
+    assert engine26.attrs["RootFS"]["Layers"] == dind.attrs["RootFS"]["Layers"]
+    learner = f"test-engines-{uuid.uuid4().hex[:6]}"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DOCKLAB_LEARNER", learner)
+        env.setenv("DOCKLAB_PREFIX", learner)
+        started = engines.start(client, "20", images=["busybox"], say=lambda line: None)
+        inner = started.client()
+        try:
+            assert inner.version()["Version"].startswith("20.10."), inner.version()
+            box = inner.containers.run("busybox", ["sleep", "30"], detach=True, init=True,
+                                       labels=L.labels_for(LESSON, kind="container"))
+            assert any("sleep" in " ".join(row) for row in box.top()["Processes"])  # procps
+        finally:
+            inner.close()
+            assert engines.stop(client, "20") == [started.container]
+    assert not client.volumes.list(filters={"name": started.volume})

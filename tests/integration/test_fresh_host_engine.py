@@ -63,8 +63,8 @@ def test_a_fresh_debian_12_host_gets_a_current_engine_with_buildkit_once(client)
 
 
 def test_an_installed_end_of_life_engine_is_started_as_it_is_never_replaced(client):
-    # docker:dind is Debian 12 with its docker.io 20.10 installed (here not started).
-    with fresh_host(client, "docker:dind") as host:
+    # docklab/engine:20 is Debian 12 with its docker.io 20.10 installed (here not started).
+    with fresh_host(client, "docklab/engine:20") as host:
         installs = _answer(host, "wc -l </var/log/dpkg.log")
         result = ensure_engine(host)
         assert result.exit_code == 0, result.output

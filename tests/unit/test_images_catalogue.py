@@ -85,6 +85,8 @@ def test_dockerfile_recipes_inject_the_ca_and_stay_lean():
         if image.dockerfile is None:
             continue
         text = image.dockerfile.read_text()
+        if not re.search(r"^RUN ", text, re.MULTILINE):
+            continue  # nothing runs in the build (a base under another name): no CA needed
         assert f"COPY {CA_CONTEXT_DIR}/ /usr/local/share/ca-certificates/" in text, image.name
         if "apt-get install" in text:
             assert "--no-install-recommends" in text, image.name
@@ -113,6 +115,8 @@ def test_official_image_details_are_in_the_recipes():
     dind = (find("docker:dind").recipe / "dockerd-entrypoint.sh").read_text()
     assert "mount -o remount,bind,rw" in dind and "--tls=false" in dind
     assert dind.index("remount,bind,rw") < dind.index("exec ")
+    # Engine 26 writes sysctls under /proc/sys: made writable before dockerd starts.
+    assert dind.index("remount,bind,rw /proc/sys") < dind.index("exec ")
     assert "tcp://0.0.0.0:2375" in dind
     python = find("python:3.11-slim").dockerfile.read_text()
     assert "EXTERNALLY-MANAGED" in python and 'CMD ["python3"]' in python
@@ -131,7 +135,7 @@ def test_dind_run_options_avoid_privileged():
 
 def test_engine_images_take_only_the_named_packages_from_newer_releases():
     for name, release, packages in (
-            ("docklab/engine:26", "trixie", "docker.io docker-cli docker-buildx containerd"),
+            ("docker:dind", "trixie", "docker.io docker-cli docker-buildx containerd"),
             ("docklab/engine:28", "sid",
              "docker.io docker-cli docker-buildx containerd tini-static")):
         engine = find(name)
@@ -141,7 +145,30 @@ def test_engine_images_take_only_the_named_packages_from_newer_releases():
         text = engine.dockerfile.read_text()
         assert "runc" not in text.split("apt-get install", 1)[1], name  # bookworm's runc stays
         assert "procps" in text and engine.bases() == ["debian:12"]
-        assert engine.on_demand and not engine.pullable
+    assert find("docklab/engine:28").on_demand and not find("docklab/engine:28").pullable
+
+
+def test_docker_dind_is_engine_26_and_leaves_no_trixie_source_for_images_built_from_it():
+    # sealed-engine and engine:26 build FROM docker:dind: their apt-get must see bookworm only.
+    text = find("docker:dind").dockerfile.read_text()
+    install = text.index("apt-get install")
+    assert text.index("rm -f /etc/apt/sources.list.d/trixie.sources") > install
+    engine26 = find("docklab/engine:26")
+    assert engine26.bases() == ["docker:dind"] and engine26.on_demand and not engine26.pullable
+    # One recipe, not two copies: engine:26 adds nothing to docker:dind.
+    steps = [line for line in engine26.dockerfile.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert steps == ["FROM docker:dind"]
+    assert find("docklab/sealed-engine").bases() == ["docker:dind"]
+
+
+def test_engine_20_stays_debian_12s_end_of_life_engine_not_docker_dind():
+    engine = find("docklab/engine:20")
+    assert engine.bases() == ["debian:12"]
+    assert not (engine.recipe / "engine.pref").exists()  # every package from bookworm
+    text = engine.dockerfile.read_text()
+    assert "docker.io" in text and "procps" in text and "sources.list" not in text
+    assert engine.on_demand and not engine.pullable
 
 
 def test_a_plain_prepare_leaves_the_engine_images_out():

@@ -111,7 +111,7 @@ def test_debian_without_root_says_what_to_do(monkeypatch):
 
 def test_engine_images_share_the_dind_entry_script_not_a_copy():
     script = find("docker:dind").recipe / "dockerd-entrypoint.sh"
-    for name in ("docklab/engine:26", "docklab/engine:28"):
+    for name in ("docklab/engine:20", "docklab/engine:28"):
         engine = find(name)
         assert not (engine.recipe / "dockerd-entrypoint.sh").exists(), name
         assert engine.shared_files() == {"dockerd-entrypoint.sh": script}

@@ -43,7 +43,7 @@ from docklab.errors import EngineError
 from docklab.images import dind_run_options
 from docklab.images.catalogue import SYSTEMPATHS_UNCONFINED
 
-#: The engine image of each kind: the course's docker:dind (Debian 12's Engine 20.10, rootful),
+#: The engine image of each kind: the course's docker:dind (Debian 13's Engine 26.1, rootful),
 #: and the rootless engine grading uses (the same dockerd, run by rootlesskit as uid 1000).
 ENGINE_IMAGES = {"dind": "docker:dind", "rootless": "docklab/sealed-engine"}
 ENGINE_IMAGE = ENGINE_IMAGES["dind"]

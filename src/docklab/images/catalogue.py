@@ -56,10 +56,12 @@ DIND_DOCKER_RUN_FLAGS = (
 #: sysctls under /proc/sys ("failed to disable IPv6 on container's interface"). The CLI turns the
 #: option into these fields; the engine's API refuses it as a security option, and the SDK's
 #: ``containers.run`` has no keyword for them: add them to ``client.api.create_host_config(...)``.
+#: Where they are not given (``containers.run`` with ``dind_run_options``, as 11-orchestration
+#: starts its managers), the docker:dind entry script remounts /proc/sys writable itself.
 SYSTEMPATHS_UNCONFINED: dict = {"MaskedPaths": [], "ReadonlyPaths": []}
 
-#: The docker:dind entry script (remount the cgroups writable, run dockerd on :2375), which the
-#: engine images share.
+#: The docker:dind entry script (remount the cgroups and /proc/sys writable, run dockerd on :2375),
+#: which the engine images built from other packages share.
 DIND_ENTRYPOINT = "docker-dind/dockerd-entrypoint.sh"
 
 
@@ -239,28 +241,30 @@ CATALOGUE: tuple[CourseImage, ...] = (
     ),
     CourseImage(
         name="docker:dind",
-        description="Docker-in-Docker: a Docker Engine inside a container, on :2375 without TLS.",
-        used_for="throwaway engines: multi-node swarm, engine-level experiments",
+        description="Docker-in-Docker: Docker Engine 26.1 (Debian 13's docker.io, buildx 0.13) "
+                    "inside a container, on :2375 without TLS.",
+        used_for="throwaway engines: multi-node swarm, engine-level experiments; the base of "
+                 "docklab/engine:26, the classroom's engines and the sealed grading engine",
         recipe=RECIPES_DIR / "docker-dind",
         run_options=DIND_RUN_OPTIONS,
     ),
     CourseImage(
         name="docklab/engine:20",
-        description="Docker Engine 20.10 (Debian 12's docker.io, end of life): docker:dind "
-                    "with ps.",
+        description="Docker Engine 20.10 (Debian 12's docker.io, end of life) in a container.",
         used_for="the end-of-life engine beside the current ones: `docklab engines start 20`",
         recipe=RECIPES_DIR / "engine-20",
         run_options=DIND_RUN_OPTIONS,
+        shared=(DIND_ENTRYPOINT,),
         pullable=False,
         on_demand=True,
     ),
     CourseImage(
         name="docklab/engine:26",
-        description="Docker Engine 26.1 (Debian 13's docker.io, buildx 0.13) in a container.",
+        description="Docker Engine 26.1 (Debian 13's docker.io, buildx 0.13) in a container: "
+                    "docker:dind under the name of its version.",
         used_for="trying the course on a current engine: `docklab engines start 26`",
         recipe=RECIPES_DIR / "engine-26",
         run_options=DIND_RUN_OPTIONS,
-        shared=(DIND_ENTRYPOINT,),
         pullable=False,
         on_demand=True,
     ),

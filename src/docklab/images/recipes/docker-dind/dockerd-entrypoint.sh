@@ -20,6 +20,14 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
     > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
 fi
 
+# Engines from 26 on write per-container sysctls under /proc/sys (IPv6 on each container's
+# interface), which a container that is not --privileged sees read-only: make it writable, as
+# `--security-opt systempaths=unconfined` would (the SDK's containers.run has no keyword for that).
+if awk '$2 == "/proc/sys" { found = 1 } END { exit !found }' /proc/self/mounts; then
+  mount -o remount,bind,rw /proc/sys \
+    || echo "dind: could not make /proc/sys writable; inner containers may not start" >&2
+fi
+
 # No command, or only dockerd flags: run dockerd. `--tls=false` is needed for plain TCP: without
 # it dockerd waits ~15 s on purpose before listening unencrypted.
 if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
