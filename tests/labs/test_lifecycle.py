@@ -98,6 +98,15 @@ def test_wrong_answers_fail_exactly_the_checks_they_break(reports, name):
     assert "Lesson 02-running" in first.feedback
 
 
+def test_a_fix_that_exits_as_the_broken_recipe_is_told_so_without_the_code_written_in(reports):
+    # The exit code is one of the lab's answers: the feedback compares with the broken recipe's
+    # run while grading, and the checks' source never names it (tests/unit/test_learner_edition).
+    said = reports["reports"]["handed_back_unchanged"]["keeps_running"].feedback
+    assert "exit code 3. Exit code 3 is the one the broken recipe's containers exit with" in said
+    said = reports["reports"]["server_in_the_background"]["keeps_running"].feedback
+    assert "broken recipe" not in said
+
+
 def test_a_prop_passes_the_visible_checks_but_not_the_pid1_test(reports, tmp_path):
     folder = _folder(tmp_path / "prop", "good")
     (folder / "Dockerfile").write_text(edit(CMD, PROP))

@@ -90,7 +90,7 @@ WRONG = {
     "path_replaced": (
         edit("ENV PATH=$PATH:/usr/games", "ENV PATH=/usr/games"),
         {"path_has_games"},
-        "ENV PATH=$PATH:/usr/games extends"),
+        "ENV PATH=/usr/games replaces PATH"),
     "message_inside_entrypoint": (
         edit(EXEC_FORM + '\nCMD ["Whale hello there"]',
              'ENTRYPOINT ["cowsay", "-f", "moby.cow", "Whale hello there"]'),

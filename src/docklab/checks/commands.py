@@ -1,9 +1,9 @@
 """A lab answered as a script of ``docker`` commands (``run.sh``), read as data, never as a shell.
 
-The volumes, networking and security labs are answered with the commands a learner would type::
-
-    docker volume create notes-data
-    docker run -d --name notes -v notes-data:/data notes
+The volumes, networking and security labs are answered with the commands a learner would type
+(``docker volume create NAME``, ``docker network create NAME``, ``docker run -d --name NAME
+[OPTIONS] IMAGE [COMMAND]``, one a line). Each lab's own answer is in its source,
+``grader/source/<lab>/`` (instructors only: the learner's image holds no solution).
 
 The script is untrusted. It never reaches a shell, here or anywhere: :func:`read_script` splits
 it with :mod:`shlex` and accepts only blank lines, comments, ``\\`` continuations and the commands

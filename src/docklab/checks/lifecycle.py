@@ -296,7 +296,7 @@ def _verdict_cause(recorded: dict, why: str, missing: str | None) -> Verdict:
                   "the app says what it could not find.")
 
 
-def _exit_story(seen: _Observed) -> str:
+def _exit_story(seen: _Observed, broken_code: int | None) -> str:
     code = seen.exit_code
     tail = "\n".join(seen.logs.strip().splitlines()[-5:]) or "(nothing)"
     meaning = ""
@@ -307,19 +307,21 @@ def _exit_story(seen: _Observed) -> str:
     elif code in (126, 127):
         meaning = (f" Exit code {code} means the command could not be run "
                    f"({'not executable' if code == 126 else 'not found'}): check CMD.")
-    elif code == 3:
-        meaning = " Exit code 3 is the app saying it cannot find its configuration."
+    elif broken_code is not None and code == broken_code:
+        # Compared with the broken recipe's run, not written here: the code is an answer of the lab.
+        meaning = (f" Exit code {code} is the one the broken recipe's containers exit with: the "
+                   "app still cannot find what its logs name.")
     elif code == 137:
         meaning = " Exit code 137 is 128 + 9: it was killed (SIGKILL), perhaps out of memory."
     return (f"A container of the fixed image stopped after {seen.seconds:.1f} s with exit code "
             f"{code}.{meaning} Its last log lines:\n{tail}")
 
 
-def _verdict_running(seen: _Observed) -> Verdict:
+def _verdict_running(seen: _Observed, broken_code: int | None = None) -> Verdict:
     if seen.error:
         return failed(f"A container of the fixed image did not start: {seen.error}")
     if not seen.running:
-        return failed(_exit_story(seen))
+        return failed(_exit_story(seen, broken_code))
     return passed(f"still running after {seen.seconds:.1f} s.")
 
 
@@ -414,7 +416,7 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     sandbox.details["fixed"] = {"running": seen.running, "exit_code": seen.exit_code,
                                 "pid1": seen.pid1, "page": seen.page,
                                 "seconds": round(seen.seconds, 2)}
-    verdicts["keeps_running"] = _verdict_running(seen)
+    verdicts["keeps_running"] = _verdict_running(seen, broken.exit_code)
     verdicts["ready_line"] = _verdict_ready(seen)
     greeting = lab.lab_file("greeting.txt").read_text()
     verdicts["serves_greeting"] = _verdict_serves(seen, greeting)

@@ -5,8 +5,11 @@ The lab asks for an image that
 - starts FROM debian:12, with ``ARG DEBIAN_FRONTEND=noninteractive``;
 - runs ``apt-get update`` and ``apt-get install cowsay`` in ONE ``RUN``;
 - copies the lab's ``moby.cow`` into ``/usr/share/cowsay/cows/`` and adds ``/usr/games`` to PATH;
-- runs ``cowsay -f moby.cow`` from an exec-form ENTRYPOINT, with ``CMD ["Whale hello there"]`` as
+- runs ``cowsay -f moby.cow`` from an exec-form ENTRYPOINT, with "Whale hello there" in CMD as
   the default message that ``docker run mobysay <message>`` replaces.
+
+The reference answer is in ``grader/source/mobysay/`` (instructors only: the learner's image holds
+no solution, and this feedback names what is expected without writing the answer's lines).
 
 Everything is judged through the engine, not by reading the Dockerfile's text: the answer is built
 (bounded, see :mod:`docklab.checks.sandbox`), then the image's config (Env, Entrypoint, Cmd), its
@@ -22,6 +25,7 @@ Equivalent CLI: ``docklab check mobysay <folder or notebook> [--json]``.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -179,22 +183,22 @@ def _verdict_apt(steps: list[str]) -> Verdict:
     if updates and installs:
         return failed("apt-get update runs in its own RUN: that layer is cached, so a later "
                       "build reuses old package lists while the install step runs again, and "
-                      "apt-get install can fetch stale or vanished versions. Chain them in one "
-                      "RUN: RUN apt-get update && apt-get install -y cowsay.")
+                      "apt-get install can fetch stale or vanished versions. Chain the two with "
+                      "&& in one RUN.")
     if installs:
         return failed("cowsay is installed without apt-get update in the same RUN; debian:12 "
-                      "ships without package lists. Chain them: RUN apt-get update && "
-                      "apt-get install -y cowsay.")
+                      "ships without package lists. Chain the update and the install with && in "
+                      "one RUN.")
     return failed("No RUN installs cowsay with apt-get: the lab installs Debian's cowsay "
-                  "package (RUN apt-get update && apt-get install -y cowsay).")
+                  "package, apt-get update and apt-get install -y chained with && in one RUN.")
 
 
 def _verdict_cowfile(sandbox: Sandbox, image_id: str, expected: bytes) -> Verdict:
     data, why = sandbox.read_file(image_id, COWFILE_PATH)
     if data is None:
         return failed(f"moby.cow is not at {COWFILE_PATH}: {why}. cowsay -f looks for cowfiles "
-                      "in that folder; COPY moby.cow /usr/share/cowsay/cows/ (with the "
-                      "trailing /) puts it there.")
+                      "in that folder. COPY the lab's file into it (a COPY destination that ends "
+                      "in / is a folder, and the file keeps its name).")
     if data != expected:
         return failed(f"{COWFILE_PATH} is not the lab's moby.cow ({len(data)} bytes instead of "
                       f"{len(expected)}): copy the file handed out with the lab, unchanged.")
@@ -204,17 +208,18 @@ def _verdict_cowfile(sandbox: Sandbox, image_id: str, expected: bytes) -> Verdic
 def _verdict_path(env: dict) -> Verdict:
     path = env.get("PATH")
     if path is None:
-        return failed("The image has no PATH at all: extend debian's with "
-                      "ENV PATH=$PATH:/usr/games.")
+        return failed("The image has no PATH at all: extend the one debian:12 sets (an ENV "
+                      "line can refer to it as $PATH).")
     folders = path.split(":")
     if "/usr/games" not in folders:
         return failed(f"PATH is {path}, without /usr/games, where Debian puts cowsay: add it "
-                      "with ENV PATH=$PATH:/usr/games (an ENV lasts into every container).")
+                      "with ENV, which can refer to the PATH debian:12 sets as $PATH (an ENV "
+                      "lasts into every container).")
     missing = [f for f in DEBIAN_PATH if f not in folders]
     if missing:
         return failed(f"PATH is {path}: it lost {', '.join(missing)}. ENV PATH=/usr/games "
-                      "replaces PATH; ENV PATH=$PATH:/usr/games extends the one debian:12 "
-                      "sets.")
+                      "replaces PATH; to extend the one debian:12 sets, refer to it as $PATH in "
+                      "the same line.")
     return passed(f"PATH={path}")
 
 
@@ -254,16 +259,17 @@ def _entrypoint_problem(config: dict) -> str:
         if entrypoint[2].lstrip().startswith("["):
             return ("ENTRYPOINT looks like JSON but is not valid JSON (double quotes only, "
                     "commas between items), so Docker ran the text as a shell command: "
-                    f"{entrypoint[2]!r}. Write ENTRYPOINT [\"cowsay\", \"-f\", \"moby.cow\"].")
+                    f"{entrypoint[2]!r}. Write it as a JSON array: ENTRYPOINT [\"prog\", \"arg\", "
+                    "...], each item in double quotes.")
         return ("ENTRYPOINT is in shell form (ENTRYPOINT cowsay ...): Docker runs it as "
                 "/bin/sh -c '...', and a shell-form ENTRYPOINT ignores CMD and docker run "
-                "arguments, so the message cannot be changed. Use the exec form: "
-                "ENTRYPOINT [\"cowsay\", \"-f\", \"moby.cow\"].")
+                "arguments, so the message cannot be changed. Use the exec form, a JSON array "
+                "of the program and its arguments: ENTRYPOINT [\"prog\", \"arg\", ...].")
     program = os.path.basename(entrypoint[0])
     flags = " ".join(entrypoint[1:])
     if program != "cowsay" or "moby.cow" not in flags or "-f" not in flags:
-        return (f"ENTRYPOINT runs {entrypoint}; the lab's ENTRYPOINT is "
-                "[\"cowsay\", \"-f\", \"moby.cow\"], with the message left to CMD.")
+        return (f"ENTRYPOINT runs {entrypoint}; the lab's ENTRYPOINT runs cowsay -f "
+                "moby.cow, in exec form, with the message left to CMD.")
     return ""
 
 
@@ -276,7 +282,7 @@ def _verdict_default(run: RunResult, config: dict, limits) -> Verdict:
                       f"-f moby.cow to draw the whale. It printed:\n{_shown(run.output)}")
     if DEFAULT_MESSAGE not in bubble(run.output):
         hint = _entrypoint_problem(config) or (
-            f"CMD [\"{DEFAULT_MESSAGE}\"] gives cowsay its default message.")
+            "CMD, in exec form, gives cowsay its default message.")
         return failed(f"Moby appeared without saying '{DEFAULT_MESSAGE}'. {hint} It printed:\n"
                       f"{_shown(run.output)}")
     return passed(f"Moby says '{DEFAULT_MESSAGE}'.")
@@ -307,7 +313,7 @@ def _run_problem(run: RunResult, limits) -> str:
     if run.error and 'exec: "cowsay": executable file not found' in run.error:
         return ("did not start: Docker found no cowsay on PATH. Debian installs it in "
                 "/usr/games, which is not on debian:12's PATH: add it with "
-                "ENV PATH=$PATH:/usr/games.")
+                "ENV, keeping the folders PATH already has ($PATH).")
     if run.error:
         return f"did not start: {run.error}."
     if run.timed_out:
@@ -386,7 +392,8 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
                                for words, run in results.items() if words != (message,)}
     problem = _entrypoint_problem(config)
     verdicts["entrypoint_exec_form"] = (failed(problem) if problem else passed(
-        "ENTRYPOINT [\"cowsay\", \"-f\", \"moby.cow\"]: docker run arguments replace only CMD."))
+        f"ENTRYPOINT {json.dumps(config.get('Entrypoint'))}, in exec form: docker run "
+        "arguments replace only CMD."))
     return verdicts
 
 

@@ -4,11 +4,8 @@ The deck's set-up: a web server (nginx) and a client (busybox) started on the de
 web server published as ``-p 8080:8080``. The client cannot find ``web`` by name (the default
 bridge has no DNS for names), and the host's port 8080 leads nowhere (nginx listens on 80). The
 learner writes the repaired set-up as the ``docker`` commands that start it, ``run.sh`` (the
-notebook's ``%%writefile run.sh`` cell):
-
-    docker network create shopnet
-    docker run -d --name web --network shopnet --network-alias shop -p 8080:80 nginx
-    docker run -d --name client --network shopnet busybox sleep infinity
+notebook's ``%%writefile run.sh`` cell). The reference answer is in ``grader/source/networking/``
+(instructors only: the learner's image holds no solution).
 
 The client must reach the web server as ``http://web/`` and as ``http://shop/`` (its
 configuration names the shop), and the host must reach it on port 8080.

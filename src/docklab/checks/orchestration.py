@@ -1,19 +1,12 @@
 """Checks for the orchestration lab: a stack file deployed on a swarm, a rolling update, restarts.
 
 The learner writes ``stack.yaml`` (the notebook's ``%%writefile stack.yaml`` cell), a Compose file
-with a ``deploy:`` section, and deploys it with ``docker stack deploy -c stack.yaml lab``::
-
-    services:
-      web:
-        image: busybox
-        command: ["sh", "-c", "echo version $$VERSION; exec sleep 3600"]
-        environment:
-          VERSION: ${VERSION:-1}
-        deploy:
-          replicas: 3
-          update_config: {parallelism: 1, delay: 1s}
-          restart_policy: {condition: on-failure, delay: 500ms}
-          labels: {course.lab: orchestration}
+with a ``deploy:`` section, and deploys it with ``docker stack deploy -c stack.yaml lab``: one
+service ``web`` of the course's busybox running the lab's command, ``VERSION`` from the deploying
+shell (``${VERSION:-1}``), 3 replicas, an update of one task at a time 1 s apart, a restart of
+the tasks that fail 500 ms later, and the service label ``course.lab=orchestration``. The
+reference answer is in ``grader/source/orchestration/`` (instructors only: the learner's image
+holds no solution).
 
 The rolling update is the Docker way of changing a stack: the same file deployed again with a new
 value, ``VERSION=2 docker stack deploy -c stack.yaml lab``. The docker CLI interpolates

@@ -1,4 +1,4 @@
-"""Answers a learner records in a lab notebook as plain values (``EXIT_CODE = 3``).
+"""Answers a learner records in a lab notebook as plain values (``EXIT_CODE = <the number>``).
 
 Grading reads them from the notebook's code cells as literals, with ``ast.literal_eval``: the
 learner's code is never executed to get them. Cell magics (``%%writefile``) are skipped, and lines

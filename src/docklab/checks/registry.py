@@ -2,11 +2,12 @@
 
 The answer is a folder holding ``publish.py`` (the lab folder, where the notebook's ``%%writefile
 publish.py`` cell writes it), or the notebook itself (its last ``%%writefile publish.py`` cell).
-``publish.py`` defines::
-
-    def publish(client, registry):   # client: docker.DockerClient; registry: "localhost:<port>"
-        ...                          # tag the course's busybox as <registry>/docklab/hello:1.0, push it
-        return {"reference": "<registry>/docklab/hello:1.0", "digest": "sha256:..."}
+``publish.py`` defines ``publish(client, registry)`` (``client`` a ``docker.DockerClient``,
+``registry`` an address such as ``localhost:<port>``), which tags the course's busybox as
+``<registry>/docklab/hello:1.0``, pushes it and returns ``{"reference":
+"<registry>/docklab/hello:1.0", "digest": "sha256:..."}``, the manifest digest the registry stores.
+The reference answer is in ``grader/source/registry/`` (instructors only: the learner's image
+holds no solution).
 
 Grading starts a registry of its own (``registry:2``, labelled, memory/pids bounded, published on
 a free port of the engine's host), then calls ``publish`` **inside the engine being judged**: in a

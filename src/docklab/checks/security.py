@@ -5,10 +5,11 @@ The lab hands out ``app.py``, a Python web service on port 8080 that counts its 
 
 - ``Dockerfile``: ``FROM python:3.11-slim``, the lab's ``app.py`` copied in unchanged, and a
   ``USER`` that is not root. The learner builds it (``docker build -t security-lab .``);
-- ``run.sh``: the ``docker run`` line that starts it, hardened, as they would type it::
+- ``run.sh``: the ``docker run`` line that starts it, hardened, as they would type it: a
+  read-only root filesystem, a tmpfs on ``/tmp``, every capability dropped, no-new-privileges.
 
-      docker run -d --name security-lab --read-only --tmpfs /tmp:size=16m \\
-        --cap-drop ALL --security-opt no-new-privileges security-lab
+The reference answer is in ``grader/source/security/`` (instructors only: the learner's image holds
+no solution).
 
 **The answer path** (``docklab check security <path>``) is a folder holding both (and app.py),
 or the lab notebook, whose last ``%%writefile Dockerfile`` and ``%%writefile run.sh`` cells are

@@ -3,10 +3,11 @@
 The lab hands out a tiny notes app (``notes.sh``, built by ``app.Dockerfile`` FROM busybox, which
 declares ``VOLUME /data``). It keeps its notes in ``/data/notes/`` and counts its starts in
 ``/data/starts``. The learner builds it (``docker build -f app.Dockerfile -t notes .``) and writes
-the **commands that run it**, ``run.sh`` (the notebook's ``%%writefile run.sh`` cell):
-
-    docker volume create notes-data
-    docker run -d --name notes -v notes-data:/data notes
+the **commands that run it**, ``run.sh`` (the notebook's ``%%writefile run.sh`` cell): the app's
+data must survive its container being removed and started again with the same commands, so it is
+kept in a named volume mounted on ``/data``, not an anonymous volume nor a host folder. The
+reference answer is in ``grader/source/volumes/`` (instructors only: the learner's image holds no
+solution).
 
 ``-v`` takes ``name:/path[:ro]`` (a ``/host/path`` or ``./path`` source is a bind mount, a lone
 ``/path`` an anonymous volume), ``--mount`` takes ``type=volume,source=notes-data,target=/data``
