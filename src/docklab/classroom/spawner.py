@@ -47,10 +47,6 @@ class ClassroomSpawner(DockerSpawner):
         env = super().get_env()
         env["DOCKER_HOST"] = engine.docker_host(self.classroom.engine_kind)
         env["DOCKLAB_LEARNER"] = self.user.name
-        # The engine is the learner's own: names need no prefix (labels.name_prefix would take
-        # JUPYTERHUB_USER), so `%docker run --name web` and the lessons' `lesson.name("web")`
-        # agree, as on a laptop.
-        env["DOCKLAB_PREFIX"] = ""
         return env
 
     @property
