@@ -1,6 +1,8 @@
 """The classroom end to end: a real JupyterHub on this host, three learners logged in through its
 REST API, 02-running's cells run in each learner's kernel (through the hub's proxy) on that
-learner's own engine, and the isolation between them and from the host's engine.
+learner's own engine, and the isolation between them and from the host's engine. Then, in the
+Docker-in-Docker classroom, a lab goes round nbgrader's exchange: released, fetched and done by
+two learners, submitted, collected, graded on sealed engines, its feedback fetched by each.
 
 One classroom per kind of engine (rootful Docker-in-Docker, rootless): up takes ~10 s once the
 learner image is built, ~30 s when it is not; three servers start in ~15 s together.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +26,7 @@ import pytest
 import requests
 
 from docklab import labels as L
+from docklab.classroom import exchange
 from docklab.classroom import hub as classroom_hub
 from docklab.classroom.engine import engine_names
 from docklab.classroom.remote import ClassroomError
@@ -117,6 +121,9 @@ def test_each_learner_runs_02_running_through_the_hub_on_their_own_engine(learne
         with learner.kernel() as kernel:
             out = [kernel.run(cell, timeout=120) for cell in cells]
             engine_id = kernel.run("print(client.info()['ID'])").strip()
+            # a private engine: names as the learner types them, as `%docker` cells use them
+            named = kernel.run("print(lesson.name('web'))").strip()
+        assert named == "web", f"lesson.name('web') is {named!r} in a learner's kernel"
         return out, engine_id
 
     with ThreadPoolExecutor(len(learners)) as pool:
@@ -171,10 +178,17 @@ def test_a_learner_cannot_list_stop_or_reach_another_learners_engine_nor_the_hos
         names = kernel.run("print([c.name for c in mine.containers.list(all=True)])")
         assert f"{settings.name}-ada" not in names
     assert host.containers.get(f"{settings.name}-bob-engine").status == "running"
-    # The only volumes in Ada's container are her own (the rootless engine's socket).
+    # What Ada's container mounts is hers: a volume of her own (the rootless engine's socket),
+    # her folders of the exchange; the released labs are the one folder shared, and read-only.
     ada_mounts = host.containers.get(f"{settings.name}-ada").attrs["Mounts"]
-    assert all(m.get("Name", "").startswith(f"{settings.name}-ada-") for m in ada_mounts), \
-        ada_mounts
+    shared = exchange.exchange_path(settings)
+    for mount in ada_mounts:
+        if mount["Type"] == "volume":
+            assert mount["Name"].startswith(f"{settings.name}-ada-"), mount
+        elif Path(mount["Source"]) == shared / "outbound":
+            assert not mount["RW"], mount
+        else:
+            assert Path(mount["Source"]).parent == shared / "learners" / "ada", mount
 
 
 def test_root_in_a_learners_container_is_root_on_the_host_only_with_docker_in_docker(
@@ -246,6 +260,194 @@ def test_the_idle_culler_runs_beside_the_hub(room):
     _, hub = room
     services = hub.api("GET", "/services").json()  # {name: service}
     assert services["idle-culler"]["pid"] > 0, services
+
+
+# -- nbgrader's exchange: release → work → collect → sealed autograde → feedback ----------------
+
+#: The lab handed out: lifecycle needs only busybox on the learners' engines and grades in seconds.
+LAB = "lifecycle"
+INBOUND = "/srv/nbgrader/exchange/docklab/inbound"
+OUTBOUND = "/srv/nbgrader/exchange/docklab/outbound"
+FEEDBACK = "/srv/nbgrader/exchange/docklab/feedback"
+#: The cells a learner runs (the graded tests and the self-check are left to grading).
+LAB_CELLS = ("setup", "run-broken", "investigate", "answers", "record", "dockerfile", "try-it",
+             "look", "cleanup")
+#: The exchange does not depend on the learners' engine: its round trip runs in the
+#: Docker-in-Docker classroom only (the same hub as that classroom's other tests).
+in_one_classroom = pytest.mark.parametrize("room", ["dind"], indirect=True)
+
+
+def _do_the_lab(learner, cells: dict[str, str]) -> dict:
+    """Fetch LAB (the Assignments tab's button), run its cells with the learner's answers in a
+    kernel of their server, on their own engine, save the notebook and submit it."""
+    learner.assignment("fetch", LAB)
+    path = f"assignments/{LAB}/{LAB}.ipynb"
+    notebook = learner.contents(path)["content"]
+    for cell in notebook["cells"]:
+        if cell.get("id") in cells:
+            cell["source"] = cells[cell["id"]]
+    with learner.kernel(f"assignments/{LAB}") as kernel:
+        outputs = {cell["id"]: kernel.run(cell["source"], timeout=180)
+                   for cell in notebook["cells"] if cell.get("id") in LAB_CELLS}
+    learner.save_notebook(path, notebook)
+    listed = learner.assignment("submit", LAB)
+    return {"outputs": outputs, "listed": listed}
+
+
+#: Run in Ada's kernel once both have handed in: what she can see and do in the exchange. (Its
+#: first line, made by the test, sets INBOUND, OUTBOUND, FEEDBACK, BOB_INBOUND, GRADEBOOK, LAB.)
+_ADA_TRIES = """
+import glob, os, shutil
+found = {"bob's anywhere": glob.glob("/srv/**/bob+*", recursive=True),
+         "mine": sorted(os.listdir(INBOUND)), "feedback": sorted(os.listdir(FEEDBACK))}
+release = f"{OUTBOUND}/{LAB}"
+tries = {}
+def attempt(what, action):
+    try:
+        action()
+        tries[what] = "done"
+    except OSError as exc:
+        tries[what] = type(exc).__name__
+attempt("overwrite the release", lambda: open(f"{release}/{LAB}.ipynb", "w").write("{}"))
+attempt("delete the release", lambda: os.remove(f"{release}/{LAB}.ipynb"))
+attempt("add to the release", lambda: open(f"{release}/extra.txt", "w").write("x"))
+attempt("read bob's inbound", lambda: os.listdir(BOB_INBOUND))
+attempt("write bob's feedback", lambda: open(f"{FEEDBACK}/bob.html", "w").write("x"))
+# What she can do, in her own inbound: hand in a blank notebook in Bob's name, with a later time,
+# and link the host's gradebook into her own submission.
+attempt("hand in as bob", lambda: shutil.copytree(
+    release, f"{INBOUND}/bob+{LAB}+2099-01-01 00:00:00.000000 UTC+forged"))
+attempt("link the gradebook", lambda: os.symlink(
+    GRADEBOOK, f"{INBOUND}/{found['mine'][-1]}/gradebook.db"))
+print(json.dumps({"found": found, "tries": tries}))
+"""
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A course root of the instructor's, with the lab's source (not the checkout's grader/)."""
+    from tests.labs.roundtrip import copy_course
+
+    return copy_course(tmp_path_factory.mktemp("course"), LAB)
+
+
+@pytest.fixture(scope="module")
+def class_round_trip(room, learners, course):
+    """The instructor releases LAB; Ada hands in the right answer and Bob a wrong one, each from
+    their own JupyterLab and engine; Ada then tries Bob's submission and the release; the
+    instructor collects, grades on sealed engines and returns feedback; both fetch it."""
+    from tests.labs.test_lifecycle import CMD, GOOD, PROP, RIGHT_CELL, edit
+
+    settings, _ = room
+    env = {"DOCKLAB_PREFIX": "", "DOCKLAB_CLASSROOM_NAME": settings.name,
+           "DOCKLAB_CLASSROOM_PORT": str(settings.port)}
+    seconds, started = {}, time.monotonic()
+
+    def step(name: str) -> None:
+        nonlocal started
+        seconds[name] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
+
+    released = run_docklab("classroom", "release", LAB, "--course", str(course), env=env)
+    assert released.returncode == 0, released.stderr
+    step("release")
+    answers = {"ada": {"answers": RIGHT_CELL, "dockerfile": f"%%writefile Dockerfile\n{GOOD}"},
+               "bob": {"answers": RIGHT_CELL,
+                       "dockerfile": f"%%writefile Dockerfile\n{edit(CMD, PROP)}"}}
+    with ThreadPoolExecutor(2) as pool:
+        work = dict(zip(answers, pool.map(lambda name: _do_the_lab(learners[name], answers[name]),
+                                          answers), strict=True))
+    step("fetch, work, submit")
+    bob_inbound = exchange.exchange_path(settings) / "learners" / "bob" / "inbound"
+    names = [INBOUND, OUTBOUND, FEEDBACK, str(bob_inbound), str(course / "gradebook.db"), LAB]
+    code = (f"import json; INBOUND, OUTBOUND, FEEDBACK, BOB_INBOUND, GRADEBOOK, LAB = "
+            f"json.loads({json.dumps(names)!r})\n" + _ADA_TRIES)
+    with learners["ada"].kernel() as kernel:
+        ada_tries = json.loads(kernel.run(code))
+    step("ada's tries")
+    collected = run_docklab("classroom", "collect", LAB, "--course", str(course), env=env)
+    assert collected.returncode == 0, collected.stderr
+    step("collect")
+    graded = run_docklab("grade", LAB, "--course", str(course), "--json", timeout=600)
+    assert graded.returncode == 0, graded.stderr
+    grades = {g["student"]: g for g in json.loads(graded.stdout)}
+    assert not any(g["error"] for g in grades.values()), grades
+    step("sealed autograde")
+    returned = run_docklab("classroom", "feedback", LAB, "--course", str(course), env=env)
+    assert returned.returncode == 0, returned.stderr
+    pages = {}
+    for name in answers:
+        learner = learners[name]
+        learner.assignment("fetch_feedback", LAB)
+        [when] = learner.contents(f"assignments/{LAB}/feedback")["content"]
+        pages[name] = learner.contents(f"{when['path']}/{LAB}.html")["content"]
+    with learners["ada"].kernel() as kernel:
+        ada_feedback = json.loads(kernel.run(
+            f"import json, os; print(json.dumps(sorted(os.listdir({FEEDBACK!r}))))"))
+    step("feedback")
+    print(f"exchange round trip, two learners: {seconds} ({sum(seconds.values()):.0f} s)")
+    return {"settings": settings, "work": work, "ada_tries": ada_tries,
+            "collect": collected.stdout, "grades": grades,
+            "feedback": returned.stdout, "pages": pages, "ada_feedback": ada_feedback,
+            "seconds": seconds}
+
+
+@in_one_classroom
+def test_learners_fetch_a_released_lab_work_on_their_own_engine_and_submit(
+        class_round_trip, course):
+    for name, done in class_round_trip["work"].items():
+        assert "Hello from a container that stays up!" in done["outputs"]["look"], (
+            name, done["outputs"]["look"])
+        [listed] = [a for a in done["listed"] if a["status"] == "submitted"]
+        assert listed["assignment_id"] == LAB and listed["submissions"], listed
+    released = exchange.exchange_path(class_round_trip["settings"]) / "outbound" / LAB
+    assert (released / f"{LAB}.ipynb").is_file()
+    assert "HIDDEN" not in (released / f"{LAB}.ipynb").read_text()
+
+
+@in_one_classroom
+def test_a_learner_cannot_read_overwrite_or_delete_anothers_submission_nor_the_release(
+        class_round_trip, course):
+    found, tries = class_round_trip["ada_tries"]["found"], class_round_trip["ada_tries"]["tries"]
+    assert found["bob's anywhere"] == [], "Ada's container holds a path to Bob's submission"
+    assert found["mine"] and all(n.startswith(f"ada+{LAB}+") for n in found["mine"]), found
+    for what in ("overwrite the release", "delete the release", "add to the release",
+                 "read bob's inbound", "write bob's feedback"):
+        assert tries[what] != "done", f"Ada could {what}"
+    # What she could do in her own inbound came to nothing: Bob's collected submission is his,
+    # and the link to the host's gradebook was not followed.
+    assert tries["hand in as bob"] == tries["link the gradebook"] == "done"
+    bob = (course / "submitted" / "bob" / LAB / f"{LAB}.ipynb").read_text()
+    assert "tail -f /dev/null" in bob, "Bob's submission is not the one he handed in"
+    assert not (course / "submitted" / "ada" / LAB / "gradebook.db").exists()
+    assert "names 'bob'" in class_round_trip["collect"]
+    assert "gradebook.db: a symlink" in class_round_trip["collect"]
+
+
+@in_one_classroom
+def test_sealed_autograde_scores_the_right_and_the_wrong_answer_apart(class_round_trip):
+    grades = class_round_trip["grades"]
+    assert set(grades) == {"ada", "bob"}, grades
+    assert (grades["ada"]["score"], grades["ada"]["max_score"]) == (9, 9), grades["ada"]
+    # Bob's tail -f prop passes what the learner's self-check shows; the hidden PID 1 test
+    # takes keeps_running's 2 points.
+    assert grades["bob"]["score"] == 7 and grades["bob"]["failed"] == ["keeps_running"], \
+        grades["bob"]
+
+
+@in_one_classroom
+def test_each_learner_fetches_their_own_feedback_and_only_theirs(class_round_trip):
+    pages = class_round_trip["pages"]
+    assert "(Score: 9.0 / 9.0)" in pages["ada"]
+    assert "(Score: 7.0 / 9.0)" in pages["bob"] and "not the app's httpd" in pages["bob"]
+    assert "not the app's httpd" not in pages["ada"]
+    settings = class_round_trip["settings"]
+    folder = exchange.exchange_path(settings) / "learners"
+    mine = sorted(p.name for p in (folder / "ada" / "feedback").iterdir())
+    bobs = {p.name for p in (folder / "bob" / "feedback").iterdir()}
+    assert class_round_trip["ada_feedback"] == mine and len(mine) == 1
+    assert not bobs & set(mine)
+    assert "returned to 2 learner(s)" in class_round_trip["feedback"]
 
 
 def test_down_leaves_nothing_of_the_classroom_behind(room, learners, host):

@@ -86,7 +86,9 @@ def venv_constraints() -> str:
 
 def context_files(root: Path, constraints: str) -> tuple[dict[str, bytes], str]:
     """The build context's files {name in the context: content}, and their hash (the recipe)."""
-    files = {"Dockerfile": (root / "classroom" / "learner" / "Dockerfile").read_bytes(),
+    recipe = root / "classroom" / "learner"
+    files = {"Dockerfile": (recipe / "Dockerfile").read_bytes(),
+             "nbgrader_config.py": (recipe / "nbgrader_config.py").read_bytes(),
              "constraints.txt": constraints.encode()}
     for folder, names in (("project", PROJECT_FILES), ("course", COURSE_FILES)):
         for path in _files(root, names):

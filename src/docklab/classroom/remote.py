@@ -3,7 +3,9 @@
 What a learner's browser does, without a browser: log in (``POST /hub/api/users/NAME/tokens``
 with the learner's name and password), start the server, start a kernel through the hub's proxy
 (``/user/NAME/api/kernels``) and run code in it over the kernel's websocket (Jupyter's messaging
-protocol). The tests and ``bench/bench_classroom.py`` use it.
+protocol), open and save a notebook (``/user/NAME/api/contents``), press the Assignments tab's
+buttons (nbgrader's ``/user/NAME/assignments/fetch|submit|fetch_feedback``). The tests and
+``bench/bench_classroom.py`` use it.
 """
 
 from __future__ import annotations
@@ -101,11 +103,37 @@ class Learner:
         if response.status_code not in (202, 204, 400):
             _check(response, f"stopping {self.name}'s server")
 
-    def kernel(self) -> Kernel:
-        """A new Python kernel in the learner's server (close it, or use ``with``)."""
-        response = _check(self._api("POST", f"/user/{self.name}/api/kernels",
-                                    json={"name": "python3"}), f"{self.name}: starting a kernel")
+    def kernel(self, path: str | None = None) -> Kernel:
+        """A new Python kernel in the learner's server (close it, or use ``with``), working in the
+        folder ``path`` (relative to the course folder) as a notebook there would."""
+        model = {"name": "python3"} | ({"path": path} if path else {})
+        response = _check(self._api("POST", f"/user/{self.name}/api/kernels", json=model),
+                          f"{self.name}: starting a kernel")
         return Kernel(self, response.json()["id"])
+
+    def contents(self, path: str) -> dict:
+        """``GET /user/NAME/api/contents/PATH``: a notebook (as JSON), a file or a folder's list."""
+        return _check(self._api("GET", f"/user/{self.name}/api/contents/{path}"),
+                      f"{self.name}: opening {path}").json()
+
+    def save_notebook(self, path: str, notebook: dict) -> None:
+        """What JupyterLab's save does: ``PUT /user/NAME/api/contents/PATH``."""
+        _check(self._api("PUT", f"/user/{self.name}/api/contents/{path}",
+                         json={"type": "notebook", "format": "json", "content": notebook}),
+               f"{self.name}: saving {path}")
+
+    def assignment(self, action: str, lab: str, course: str = "docklab") -> list[dict]:
+        """A button of JupyterLab's Assignments tab: ``fetch``, ``submit`` or ``fetch_feedback``
+        of ``lab`` (nbgrader's server extension); returns the assignments the tab then lists.
+        (nbgrader answers a failed fetch with the list all the same: look for the lab in it.)"""
+        response = _check(self._api("POST", f"/user/{self.name}/assignments/{action}",
+                                    params={"course_id": course, "assignment_id": lab},
+                                    timeout=120), f"{self.name}: {action} {lab}")
+        answer = response.json()
+        if not answer.get("success"):
+            raise ClassroomError(f"{self.name}: {action} {lab} failed",
+                                 str(answer.get("value"))[-1500:])
+        return answer["value"]
 
 
 class Kernel:

@@ -4,7 +4,8 @@
 (``docklab.classroom.image``), the classroom's network, labels and limits on the container, no
 engine socket in it, ``DOCKER_HOST`` pointing at the learner's own engine
 (``docklab.classroom.engine``), which is started beside it, holds the course images before the
-server counts as started, and is removed with it.
+server counts as started, and is removed with it; and the learner's own folders of the class's
+nbgrader exchange (``docklab.classroom.exchange``) mounted where nbgrader looks.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import docker
 from dockerspawner import DockerSpawner
 from traitlets import Unicode
 
-from docklab.classroom import engine
+from docklab.classroom import engine, exchange
 from docklab.classroom.image import LEARNER_IMAGE
 from docklab.classroom.settings import Settings
 
@@ -47,6 +48,10 @@ class ClassroomSpawner(DockerSpawner):
         env = super().get_env()
         env["DOCKER_HOST"] = engine.docker_host(self.classroom.engine_kind)
         env["DOCKLAB_LEARNER"] = self.user.name
+        # The engine is the learner's own: names need no prefix (labels.name_prefix would take
+        # JUPYTERHUB_USER), so `%docker run --name web` and the lessons' `lesson.name("web")`
+        # agree, as on a laptop.
+        env["DOCKLAB_PREFIX"] = ""
         return env
 
     @property
@@ -54,11 +59,15 @@ class ClassroomSpawner(DockerSpawner):
         return self.classroom.labels(self.user.name)
 
     async def create_object(self):
+        # The exchange's released labs (read-only) and this learner's own inbound, cache and
+        # feedback: never another learner's.
+        volumes = exchange.learner_mounts(self.classroom, self.user.name)
         if self.classroom.engine_kind == "rootless":
             # The rootless engine's socket: a volume this container and the engine share.
             volume = await asyncio.to_thread(self._with_client, engine.create_socket_volume,
                                              self.container_name, self.learner_labels)
-            self.volumes = {volume: engine.SOCKET_DIR}
+            volumes[volume] = engine.SOCKET_DIR
+        self.volumes = volumes
         self.extra_create_kwargs = {"labels": self.learner_labels}
         self.extra_host_config = {
             "pids_limit": self.classroom.pids,
