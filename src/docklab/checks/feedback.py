@@ -12,7 +12,12 @@ graded build can reach. A lab describes those once in a :class:`BuildLab` and as
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+#: BuildKit's COPY of a missing file: 'failed to compute cache key: ... "/x": not found' (Engine
+#: 20.10's BuildKit: '"/x" not found: not found').
+_BUILDKIT_NOT_FOUND = re.compile(r'"[^"]*":? not found')
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,9 @@ class BuildLab:
 def last_lines(build, count: int = 6) -> str:
     """What the last step of a build printed: its own output, not the engine's bookkeeping."""
     error = build.error.strip()
+    if getattr(build, "builder", "legacy") == "buildkit":
+        printed = [line for line in build.step_output.splitlines() if line.strip()]
+        return "\n".join(printed[-count:]) or "(nothing)"
     last_step = build.log.rsplit("\nStep ", 1)[-1].splitlines()
     printed = [line for line in last_step[1:]
                if line.strip() and line.strip() != error and not line.startswith(" ---> ")
@@ -63,6 +71,9 @@ def build_failed(build, limits, lab: BuildLab) -> str:
         return (f"The build did not finish within {limits.build_timeout:.0f} s, so grading "
                 "stopped it and removed its container. A RUN that never ends (say `sleep 1000`, "
                 "or a command waiting for an answer on its input) holds the whole build.")
+    if build.flooded and getattr(build, "log_clipped", ""):
+        return (f"The build printed more than BuildKit passes on ({build.log_clipped}), so "
+                "grading stopped it. A RUN that prints without end (like `yes`) never finishes.")
     if build.flooded:
         return (f"The build printed more than {limits.build_log_bytes // 1024 // 1024} MiB, so "
                 "grading stopped it. A RUN that prints without end (like `yes`) never finishes.")
@@ -80,7 +91,8 @@ def build_failed(build, limits, lab: BuildLab) -> str:
         return (f"A RUN step found no shell: {error}. RUN needs /bin/sh in the stage it runs in, "
                 "and scratch (or an image without a shell) has none: run commands in a stage "
                 "that has one and COPY --from the result into the last stage.")
-    if "not found in build context" in error or "no such file or directory" in lowered:
+    if ("not found in build context" in error or "no such file or directory" in lowered
+            or _BUILDKIT_NOT_FOUND.search(error)):
         return (f"COPY found no such file: {error}. A plain COPY reads the build context (here: "
                 f"{lab.context}); COPY --from=<stage> reads that stage's files. A link pointing "
                 "outside the context leads nowhere inside it.")
@@ -111,7 +123,9 @@ def build_failed(build, limits, lab: BuildLab) -> str:
         return (f"The base image could not be found: {error}. A graded build has only the "
                 f"course's images to start FROM ({lab.bases}, and scratch); it cannot pull from "
                 "a registry.")
-    if "returned a non-zero code" in error:
+    # The legacy builder, BuildKit (current), BuildKit in Engine 20.10.
+    if any(sign in error for sign in ("returned a non-zero code", "did not complete successfully",
+                                      "executor failed running")):
         return f"A RUN command failed: {error}. The last lines it printed:\n{tail}"
     if not error:
         error = "the engine reported no image"

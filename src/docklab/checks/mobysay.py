@@ -35,6 +35,7 @@ import docker.errors
 
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.feedback import BuildLab, build_failed
+from docklab.checks.history import legacy_form
 from docklab.checks.sandbox import RunResult, Sandbox
 from docklab.errors import ImageError
 from docklab.grading.proxy import DEBIAN_MIRROR
@@ -87,8 +88,9 @@ _INSTALL = re.compile(r"\bapt(?:-get)?\s+(?:-\S+\s+)*install\b[^;&|]*?\bcowsay\b
 # -- what the engine tells about the image ------------------------------------------------------
 
 def _steps(image, base) -> list[str]:
-    """``created_by`` of every step the answer added on top of its base, oldest first."""
-    history = [entry.get("CreatedBy") or "" for entry in image.history()]
+    """``created_by`` of every step the answer added on top of its base, oldest first (as the
+    legacy builder words it, whichever builder made the image)."""
+    history = [legacy_form(entry.get("CreatedBy") or "") for entry in image.history()]
     base_count = len(base.history()) if base is not None else 0
     ours = history[: max(len(history) - base_count, 0)] if base_count else history
     return list(reversed(ours))
@@ -102,8 +104,14 @@ def _run_command(created_by: str) -> str:
     return text.removeprefix("/bin/sh -c ").strip()
 
 
-def _nearest_tagged_ancestor(client, image):
-    """The image a build started FROM: the first tagged image up the chain of step images."""
+def _nearest_tagged_ancestor(client, image, build=None):
+    """The image a build started FROM: the first tagged image up the chain of step images (the
+    legacy builder's), else the image the build's FROM named (BuildKit records no parent)."""
+    if not image.attrs.get("Parent") and build is not None and build.base:
+        try:
+            return client.images.get(build.base)
+        except (docker.errors.ImageNotFound, docker.errors.APIError):
+            return None
     seen = 0
     parent_id = image.attrs.get("Parent")
     while parent_id and seen < 500:
@@ -366,7 +374,7 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     image = client.images.get(build.image_id)
     config = image.attrs.get("Config") or {}
     env = _env(image)
-    ancestor = _nearest_tagged_ancestor(client, image)
+    ancestor = _nearest_tagged_ancestor(client, image, build)
     steps = _steps(image, ancestor if ancestor is not None else base)
 
     verdicts["base_debian"] = _verdict_base(image, base, ancestor)

@@ -82,7 +82,6 @@ CRITERIA = [
     Criterion("takes_argument", 1, "`docker run <image> Moby` greets Moby"),
 ]
 
-_FROM = re.compile(r"^FROM\s", re.IGNORECASE)
 _COPY_FROM = re.compile(r"^COPY\s+(?:--\S+\s+)*--from[= ]\S+", re.IGNORECASE)
 
 
@@ -120,15 +119,15 @@ def _exists(sandbox: Sandbox, image_id: str, paths: tuple[str, ...]) -> tuple[li
 
 
 def _verdict_stages(build: BuildResult, history: list[str]) -> Verdict:
-    instructions = [instruction for instruction, _ in build.steps]
-    froms = [i for i, text in enumerate(instructions) if _FROM.match(text)]
-    if len(froms) < 2:
+    # Stages as the builder built them: BuildKit skips a stage the image does not need, and a
+    # stage FROM scratch has no FROM step there.
+    stages = build.stages
+    if len(stages) < 2:
         return failed("The Dockerfile has one stage (one FROM): the compiler, apt's files and the "
                       "source all end up in the image you ship. Add a second FROM for the final "
                       "stage (scratch, or a small base like busybox) and COPY --from=<build stage> "
                       "only the compiled program into it.")
-    last_stage = instructions[froms[-1] + 1:]
-    copies = [text for text in last_stage if _COPY_FROM.match(text)]
+    copies = [text for text in stages[-1][1] if _COPY_FROM.match(text)]
     if not copies:
         return failed("There are several FROM lines, but the last stage copies nothing from an "
                       "earlier one: each FROM starts over from its base, so the program must be "
@@ -136,7 +135,7 @@ def _verdict_stages(build: BuildResult, history: list[str]) -> Verdict:
     if not any("#(nop) COPY" in line or line.startswith("COPY") for line in history):
         return failed("The build shows a COPY --from, but the final image's history has no COPY "
                       "layer: the final image is not the stage that received the program.")
-    return passed(f"{len(froms)} stages; the last one runs {copies[0]!r}.")
+    return passed(f"{len(stages)} stages; the last one runs {copies[0]!r}.")
 
 
 def _verdict_size(size: int, base_size: int) -> Verdict:

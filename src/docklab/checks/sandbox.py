@@ -4,13 +4,19 @@ Grading builds and runs whatever a learner handed in, which may never finish (``
 print forever (``ENTRYPOINT ["yes"]``), fork without end or try to read files outside its folder.
 A :class:`Sandbox` bounds each of those and always cleans up:
 
-- **time**: a build is cancelled at ``build_timeout`` (the connection is shut, which makes the
-  engine kill and remove the step's container; the step's container, known from the build
-  output, is also killed and removed here); a container is killed at ``run_timeout``;
+- **the builder**: BuildKit, as the learner's ``docker build`` on a current engine (``docker
+  buildx build``, :mod:`docklab.checks.buildkit_build`), where the grading host's CLI has buildx
+  and the engine can be named to it; the engine's legacy builder elsewhere (``builder=`` or
+  ``DOCKLAB_GRADE_BUILDER=buildkit|legacy`` choose; ``details["builder"]`` says which ran);
+- **time**: a build is cancelled at ``build_timeout`` (legacy: the connection is shut, which makes
+  the engine kill and remove the step's container; the step's container, known from the build
+  output, is also killed and removed here; BuildKit: the CLI is interrupted, then killed); a
+  container is killed at ``run_timeout``;
 - **memory, CPU, pids**: every container gets limits. On cgroup v1 engines with the cgroupfs
   driver, the build's step containers are also placed under a small limited "parent" container
-  (``cgroupparent``), so the whole build shares one pids, memory and CPU budget; elsewhere a build
-  is bounded by memory, CPU and time (``details["build_pids_bounded"]`` says which);
+  (``cgroupparent``, BuildKit's ``--cgroup-parent``), so the whole build shares one pids, memory
+  and CPU budget; elsewhere a legacy build is bounded by memory, CPU and time, a BuildKit one by
+  time (``details["build_pids_bounded"]`` says which; a sealed engine bounds them as a whole);
 - **output**: a build that prints more than ``build_log_bytes`` is stopped; a container that
   prints more than ``output_bytes`` is killed; only that much is kept (and the json-file log
   of each container is capped on disk);
@@ -20,12 +26,14 @@ A :class:`Sandbox` bounds each of those and always cleans up:
   fail. The step images of a build stay as the engine's layer cache (as after ``docker build``),
   so grading the same steps again is fast; ``keep_cache=False`` removes them too.
 
-Equivalent CLI of a grading build: ``docker build --rm --force-rm --memory 512m --label ... .``
+Equivalent CLI of a grading build: ``docker buildx build --label ... --cgroup-parent ... -``, or
+with the legacy builder ``docker build --rm --force-rm --memory 512m --label ... .``
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -43,6 +51,7 @@ from docker.types import LogConfig
 from docker.types.daemon import CancellableStream
 
 from docklab import labels as L
+from docklab.checks import buildkit_build
 
 MiB = 1024 * 1024
 _RUNNING_IN = re.compile(r"Running in ([0-9a-f]{12,64})")
@@ -88,12 +97,37 @@ class BuildResult:
     timed_out: bool = False
     flooded: bool = False
     seconds: float = 0.0
-    #: (instruction, image id of that step) for every step the engine reported.
+    #: (instruction, image id of that step) for every step the engine reported; with BuildKit,
+    #: (instruction, vertex digest) of every Dockerfile step it built, in Dockerfile order.
     steps: list[tuple[str, str]] = field(default_factory=list)
+    #: (stage name, its instructions) of every stage built, the image's own stage last. BuildKit
+    #: builds only the stages the image needs, and a stage FROM scratch has no FROM step.
+    stages: list[tuple[str, list[str]]] = field(default_factory=list)
+    #: "buildkit" or "legacy": the builder that ran.
+    builder: str = "legacy"
+    #: BuildKit: what the last step that printed (the failed one, when one failed) printed.
+    step_output: str = ""
+    #: BuildKit: its note that it clipped a step's output ("" when it did not): a flood.
+    log_clipped: str = ""
 
     @property
     def ok(self) -> bool:
         return bool(self.image_id) and not (self.error or self.timed_out or self.flooded)
+
+    @property
+    def base(self) -> str:
+        """The image the image's own stage starts FROM, as the build named it (``debian:12``);
+        "" when unknown, or FROM scratch. BuildKit records no parent image, so this is how a
+        judge learns what an image was built on."""
+        instructions = self.stages[-1][1] if self.stages else []
+        words = instructions[0].split() if instructions else []
+        if len(words) < 2 or words[0].upper() != "FROM":
+            return ""
+        name = words[1]
+        for prefix in ("docker.io/library/", "docker.io/"):
+            name = name.removeprefix(prefix)
+        # BuildKit names "debian:12@sha256:…" when the image has a registry digest.
+        return name.split("@", 1)[0] if ":" in name.split("@", 1)[0] else name
 
 
 @dataclass
@@ -137,6 +171,19 @@ class _BuildState:
                 self.steps[-1][1] = match.group(1)
         if self.size > self.cap:
             self.flooded = True
+
+
+def legacy_stages(steps: list[tuple[str, str]]) -> list[tuple[str, list[str]]]:
+    """The legacy builder's steps grouped by stage (each FROM starts one), in Dockerfile order:
+    it builds every stage, and the last one is the image."""
+    stages: list[tuple[str, list[str]]] = []
+    for instruction, _ in steps:
+        words = instruction.split()
+        if words and words[0].upper() == "FROM" or not stages:
+            name = words[3] if len(words) >= 4 and words[2].upper() == "AS" else ""
+            stages.append((name or f"stage-{len(stages)}", []))
+        stages[-1][1].append(instruction)
+    return stages
 
 
 def is_course_label_step(instruction: str) -> bool:
@@ -186,6 +233,52 @@ def with_label_instruction(context: io.BytesIO, labels: dict[str, str]) -> io.By
     return out
 
 
+@functools.cache
+def _cli_has_buildkit() -> bool:
+    """This machine's docker CLI has buildx >= 0.15 (asked once a process: ~0.1 s)."""
+    from docklab.buildkit import buildkit_available, buildx_plugin
+
+    return buildx_plugin() is not None and buildkit_available()
+
+
+def preferred_builder() -> str:
+    """The builder grading asks for on an engine that has both: DOCKLAB_GRADE_BUILDER, else
+    BuildKit where this machine's CLI has buildx >= 0.15. (A seed of a lab's sealed engines holds
+    one builder's cache, so it is made per builder.)"""
+    chosen = os.environ.get("DOCKLAB_GRADE_BUILDER") or "auto"
+    if chosen == "auto":
+        return "buildkit" if _cli_has_buildkit() else "legacy"
+    return chosen
+
+
+#: Engine ID → whether its BuildKit honours --cgroup-parent (Sandbox.buildkit_is_bounded).
+_cgroup_parent_honoured: dict[str, bool] = {}
+
+
+def _one_file_context(dockerfile: str) -> io.BytesIO:
+    """A build context holding only ``dockerfile``."""
+    data = dockerfile.encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    out.seek(0)
+    return out
+
+
+def _buildkit_can_build(client) -> bool:
+    """Whether a BuildKit build of this machine's CLI can run on the engine of ``client``."""
+    if buildkit_build.engine_address(client) is None or not _cli_has_buildkit():
+        return False
+    try:
+        version = client.version()
+    except (docker.errors.APIError, requests.exceptions.RequestException):
+        return False
+    api = tuple(int(n) for n in re.findall(r"\d+", version.get("ApiVersion", "0"))[:2])
+    return version.get("Os") == "linux" and api >= (1, 39)
+
+
 def _attempt(removed: L.Removed, kind: str, name: str, action) -> None:
     try:
         action()
@@ -203,8 +296,13 @@ class Sandbox:
     def __init__(self, client: docker.DockerClient, lesson: str, limits: Limits | None = None,
                  *, keep_cache: bool = True, helper_image: str | None = None,
                  references: dict[str, str] | None = None,
-                 build_args: dict[str, str] | None = None, disposable: bool = False):
+                 build_args: dict[str, str] | None = None, disposable: bool = False,
+                 builder: str | None = None):
         self.client = client
+        #: "auto" (BuildKit where it can run, else legacy), "buildkit" or "legacy".
+        self.builder = builder or os.environ.get("DOCKLAB_GRADE_BUILDER") or "auto"
+        if self.builder not in ("auto", "buildkit", "legacy"):
+            raise ValueError(f"builder is 'auto', 'buildkit' or 'legacy', not {self.builder!r}")
         #: The engine itself is thrown away after this run (a sealed engine): images need no
         #: course LABEL step (one container commit less per build) and close() removes nothing.
         self.disposable = disposable
@@ -369,8 +467,62 @@ class Sandbox:
             "log_config": LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
         }
 
+    def chosen_builder(self) -> str:
+        """The builder this sandbox's builds use: "buildkit" or "legacy" (``builder="auto"``:
+        BuildKit when the CLI has buildx >= 0.15 and can be pointed at this engine, a Linux one
+        with API 1.39 or newer, and BuildKit's builds are bounded there, see
+        :meth:`buildkit_is_bounded`)."""
+        if self.builder == "auto":
+            self.builder = ("buildkit" if _buildkit_can_build(self.client)
+                            and self.buildkit_is_bounded() else "legacy")
+        return self.builder
+
+    def buildkit_is_bounded(self) -> bool:
+        """Whether BuildKit's builds get the memory, pids and CPU bounds here that the legacy
+        builder's get: on a disposable (sealed) engine, bounded as a whole, yes; elsewhere only
+        if the engine's BuildKit puts RUN steps under the limited parent (``--cgroup-parent``).
+        Engine 20.10's does not (measured: its steps run in ``/docker/buildkit/<id>`` whatever
+        the CLI asks), so a one-line build asks each engine once a process."""
+        if self.disposable:
+            return True
+        engine = str(self.client.info().get("ID"))
+        if engine not in _cgroup_parent_honoured:
+            parent = self._cgroup_parent()
+            honoured = False
+            if parent:
+                base = self.references.get(self.helper_image, self.helper_image)
+                probe = buildkit_build.build(
+                    self.client, _one_file_context(
+                        f"FROM {base}\nRUN cat /proc/self/cgroup # {uuid.uuid4().hex}\n"),
+                    limits=self.limits, labels=self.labels("image"), build_args={},
+                    cgroup_parent=parent)
+                honoured = probe.ok and f"{parent.rstrip('/')}/" in probe.step_output
+            _cgroup_parent_honoured[engine] = honoured
+        self.details["buildkit_cgroup_parent"] = _cgroup_parent_honoured[engine]
+        return _cgroup_parent_honoured[engine]
+
     def build(self, context: io.BytesIO) -> BuildResult:
         """``docker build`` of a tar context, bounded; the image carries this run's labels."""
+        builder = self.chosen_builder()
+        self.details["builder"] = builder
+        if builder == "buildkit":
+            return self._build_buildkit(context)
+        return self._build_legacy(context)
+
+    def _build_buildkit(self, context: io.BytesIO) -> BuildResult:
+        """``docker buildx build`` (:mod:`docklab.checks.buildkit_build`): labels are metadata
+        to BuildKit, so they go as ``--label`` (no step); a disposable engine needs none."""
+        build_args = {**self.client.api._proxy_configs.get_environment(), **self.build_args}
+        result = buildkit_build.build(
+            self.client, context, limits=self.limits,
+            labels=None if self.disposable else self.labels("image"),
+            build_args=build_args, cgroup_parent=self._cgroup_parent())
+        self._retire_parent()
+        self.details["build_seconds"] = round(result.seconds, 2)
+        return result
+
+    def _build_legacy(self, context: io.BytesIO) -> BuildResult:
+        """``POST /build``: the engine's legacy builder, the SDK's ``images.build``."""
         api = self.client.api
         params = {
             "rm": True, "forcerm": True, "pull": False, "nocache": False, "q": False,
@@ -422,6 +574,7 @@ class Sandbox:
         result.flooded = state.flooded
         result.log = state.tail
         result.steps = [(instruction, image) for instruction, image in state.steps]
+        result.stages = legacy_stages(result.steps)
         result.error = state.error or (f"the build stopped: {state.crashed}"
                                        if state.crashed else "")
         if not (result.timed_out or result.flooded or result.error):

@@ -11,7 +11,8 @@ with the reference solution come from the cache, exactly as ``docker build`` reu
 learner's build can change only its own copy, which is thrown away with its engine.
 
 Seeds live in ``~/.cache/docklab/sealed/seed-<lab>-<key>.tar``; the key covers the sealed
-engine's image, the course images' IDs and the reference answer, so any change makes a new seed.
+engine's image, the course images' IDs, the reference answer and the builder (BuildKit's cache is
+not the legacy builder's), so any change makes a new seed.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import nbformat
 
 from docklab.checks import course_source
 from docklab.checks.answer import open_answer
-from docklab.checks.sandbox import Limits, Sandbox
+from docklab.checks.sandbox import Limits, Sandbox, preferred_builder
 from docklab.grading.answers import answer_cells, write_answer
 from docklab.grading.sealed import SEALED_IMAGE, SealedEngine, image_cache_dir, image_ids
 
@@ -49,7 +50,8 @@ def lab_seed(lab, host) -> Path:
     cells = reference_cells(lab.id)
     key = hashlib.sha256(json.dumps([
         lab.id, host.images.get(SEALED_IMAGE).id, sorted(image_ids(host, lab.images).items()),
-        sorted(cells.items()), sorted(lab.network)]).encode()).hexdigest()[:16]
+        sorted(cells.items()), sorted(lab.network),
+        preferred_builder()]).encode()).hexdigest()[:16]
     cache = image_cache_dir()
     cache.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = cache / f"seed-{lab.id}-{key}.tar"
