@@ -44,11 +44,13 @@ test: setup
 	$(BIN)/python -m pytest -m serial $(if $(JUNIT),--junitxml=$(JUNIT)-serial.xml); \
 	serial=$$?; exit $$(( shared || serial ))
 
-# The engine matrix (tests/engines): every notebook on Engine 26 and 28 (overlay2 and the
+# The engine matrix (tests/engines): the notebooks and labs on Engine 26 and 28 (overlay2 and the
 # containerd image store), each a course engine started beside the host's. Left out of `make test`
-# to keep it quick; .ci/run runs both.
+# to keep it quick; .ci/run runs both. A worker per engine: their runs wait on the engines more
+# than they use the cores (tests/engines/conftest.py).
+ENGINE_WORKERS ?= 3
 test-engines: setup
-	@$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m engines \
+	@$(BIN)/python -m pytest -n $(ENGINE_WORKERS) --dist loadgroup -m engines \
 		$(if $(JUNIT),--junitxml=$(JUNIT)-engines.xml)
 
 # A class on this host: JupyterHub, each learner with JupyterLab and a private engine (README,

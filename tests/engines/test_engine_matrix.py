@@ -43,7 +43,7 @@ VARIANTS = {
 
 def _runs() -> list:
     runs = []
-    for name, (_, _, variants) in MATRIX.items():
+    for name, (_, _, variants, _) in MATRIX.items():
         for path in NOTEBOOKS:
             for variant in variants:
                 if VARIANTS[variant][0](path.stem) is not None:
@@ -62,15 +62,9 @@ def test_notebook_on_engine(started_engines, name: str, path: Path, variant: str
     expect_verdicts(nb, path, attempt, expected)
 
 
-def _lab_editions(name: str) -> tuple[str, ...]:
-    """The solved labs on every engine; the released ones (every check failing, nothing crashing)
-    where the engine differs most from the host's, as the notebooks' variants are chosen."""
-    return tuple(RUNS) if name == "28-containerd" else ("solutions",)
-
-
 @pytest.mark.parametrize(("name", "lab", "edition"), [
     pytest.param(name, lab, edition, id=f"{name}:lab-{lab}:{edition}")
-    for name in MATRIX for lab in LABS for edition in _lab_editions(name)])
+    for name, (*_, editions) in MATRIX.items() for lab in LABS for edition in editions])
 def test_lab_on_engine(started_engines, name: str, lab: str, edition: str, tmp_path: Path):
     """Each lab's notebook, solved and as released, as a learner on that engine runs it
     (tests/labs/test_lab_notebooks.py says what each run must show)."""

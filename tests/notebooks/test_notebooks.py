@@ -8,9 +8,9 @@ Each notebook is executed once per variant (see tests/notebooks/course.py):
 * ``test_notebook_runs_solved``: every notebook with its "try it" exercises solved: every
   self-check says "Well done".
 * the same exercises solved through ``%docker`` cells (``CLI_SOLUTIONS``) run in the engine
-  matrix, on Engine 28 with and without the containerd image store (tests/engines: ``make
-  test-engines``, which ``.ci/run`` runs): a ``%docker`` cell is the docker CLI, whose output those
-  engines change most (BuildKit), so that run is not repeated here on 20.10.
+  matrix, on Engine 28 (tests/engines: ``make test-engines``, which ``.ci/run`` runs): a
+  ``%docker`` cell is the docker CLI, whose output BuildKit changed most, so that run is not
+  repeated here on 20.10.
 * ``test_notebook_self_checks_refuse_wrong_answers``: the notebooks in ``WRONG_ANSWERS`` with
   nearly right answers: the named self-checks say "Not yet", and why.
 
