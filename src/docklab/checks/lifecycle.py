@@ -378,7 +378,9 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
     verdicts: dict[str, Verdict] = {}
 
     # 1. What the engine says about the broken recipe: the values the answers are graded against.
-    broken_build = sandbox.build(_broken_context(lab, base_id))
+    # The course's own recipe, FROM the base by its ID: the legacy builder (BuildKit takes
+    # only names). The learner's Dockerfile builds with the learner's builder.
+    broken_build = sandbox.build(_broken_context(lab, base_id), builder="legacy")
     if not broken_build.ok:
         raise ImageError(f"The lab's broken recipe did not build: {broken_build.error}",
                          "Check the engine (`docklab doctor`) and the course images.")

@@ -501,9 +501,12 @@ class Sandbox:
         self.details["buildkit_cgroup_parent"] = _cgroup_parent_honoured[engine]
         return _cgroup_parent_honoured[engine]
 
-    def build(self, context: io.BytesIO) -> BuildResult:
-        """``docker build`` of a tar context, bounded; the image carries this run's labels."""
-        builder = self.chosen_builder()
+    def build(self, context: io.BytesIO, *, builder: str | None = None) -> BuildResult:
+        """``docker build`` of a tar context, bounded; the image carries this run's labels.
+
+        ``builder="legacy"`` for a course recipe that starts FROM an image ID (BuildKit takes
+        only names, and a name could have been moved by learner work in the same engine)."""
+        builder = builder or self.chosen_builder()
         self.details["builder"] = builder
         if builder == "buildkit":
             return self._build_buildkit(context)

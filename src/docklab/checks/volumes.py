@@ -498,7 +498,9 @@ def judge(*, sandbox: Sandbox, answer, lab: Lab) -> dict[str, Verdict]:
         return refused
     verdicts: dict[str, Verdict] = {}
 
-    build = sandbox.build(_app_context(lab, base_id))
+    # The course's own recipe (the lab has no Dockerfile of the learner's), FROM the base by
+    # its ID: the legacy builder, as BuildKit takes only names.
+    build = sandbox.build(_app_context(lab, base_id), builder="legacy")
     if not build.ok:
         raise ImageError(f"The lab's notes app did not build: {build.error}",
                          "Check the engine (`docklab doctor`) and the course images.")
