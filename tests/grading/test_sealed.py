@@ -178,7 +178,7 @@ def test_a_disk_filler_stops_at_the_sandbox_disk():
 
 def test_an_output_flood_stops_at_the_log_bound():
     report = _judge("FROM debian:12\nRUN yes\n")
-    assert "printed more than 2 MiB" in report["builds"].feedback
+    assert "printed more than" in report["builds"].feedback  # 2 MiB, or BuildKit clipped it
 
 
 def test_an_endless_build_stops_at_the_build_timeout():
@@ -186,6 +186,16 @@ def test_an_endless_build_stops_at_the_build_timeout():
     report = _judge("FROM debian:12\nRUN sleep 100000\n", build_timeout=10.0)
     assert "did not finish within 10 s" in report["builds"].feedback
     assert time.monotonic() - started < 60
+
+
+def test_a_buildkit_only_dockerfile_grades_as_it_builds_for_the_learner():
+    # A cache mount and a heredoc: what `docker build` (BuildKit) takes and the legacy builder
+    # refuses. The sealed engine's BuildKit builds it, through the proxy, with every bound.
+    from tests.integration.test_sandbox_builders import BUILDKIT_ONLY
+
+    report = judge_cells("mobysay", _dockerfile(BUILDKIT_ONLY))
+    assert report.details["builder"] == "buildkit"
+    assert report.score == report.max_score == 10, report.table()
 
 
 def test_add_from_the_metadata_address_fails():
@@ -246,12 +256,13 @@ def test_the_hosts_own_ports_are_out_of_reach(client):
                 (f"RUN bash -c 'exec 3<>/dev/tcp/10.0.2.2/3128 && printf \"GET http://{url}/ "
                  "HTTP/1.1\\r\\n\\r\\n\" >&3 && head -c 300 <&3' || true"),
             ]
-        lines.append(f"ADD http://{gateway}:{listener.port}/secret /secret")
         report = _judge("\n".join(lines) + "\n")
+        # Apart: BuildKit fetches an ADD's URL before it runs the RUNs above, and stops there.
+        added = _judge(f"FROM debian:12\nADD http://{gateway}:{listener.port}/secret /secret\n")
     finally:
         listener.close()
     assert listener.connections == 0
-    assert not report["builds"].passed
+    assert not added["builds"].passed
     assert any(entry.startswith("REFUSE") for entry in report.details["network"])
     assert not any(entry.startswith("ALLOW") for entry in report.details["network"])
 

@@ -150,6 +150,8 @@ class SealedEngine:
         self.build_args: dict[str, str] = build_proxy_args() if self.allow_hosts else {}
         self.details: dict = {}
         self.stopped_why = ""
+        #: The watchdog saw the sandbox's processes at the pids bound at least once.
+        self._saw_pids_limit = False
         self._container = None
         self._proxy: AllowListProxy | None = None
         self._run_dir: Path | None = None
@@ -296,12 +298,11 @@ class SealedEngine:
             if time.monotonic() > deadline:
                 self._stop("wall")
                 return
-            try:
-                stats = self._container.stats(stream=False, one_shot=True)
-            except (docker.errors.APIError, requests.exceptions.RequestException, AttributeError):
+            now = self._at_pids_limit()
+            if now is None:
                 continue
-            current = (stats.get("pids_stats") or {}).get("current") or 0
-            at_limit = at_limit + 1 if current >= self.limits.pids - 8 else 0
+            self._saw_pids_limit = self._saw_pids_limit or now
+            at_limit = at_limit + 1 if now else 0
             if at_limit >= 3:
                 self._stop("pids")
                 return
@@ -326,7 +327,22 @@ class SealedEngine:
                 return "memory"
             if not state.get("Running"):
                 return "stopped"
+            # Still running, but its processes reached the pids bound: a fork bomb that broke
+            # the build before the watchdog's third look (BuildKit's engine drops its client,
+            # then cancels the step, and the sandbox recovers).
+            if self._saw_pids_limit or self._at_pids_limit():
+                self._stop("pids")
+                return "pids"
         return ""
+
+    def _at_pids_limit(self) -> bool | None:
+        """Whether the sandbox's processes are at its pids bound now (None: no answer)."""
+        try:
+            stats = self._container.stats(stream=False, one_shot=True)
+        except (docker.errors.APIError, requests.exceptions.RequestException, AttributeError):
+            return None
+        current = (stats.get("pids_stats") or {}).get("current") or 0
+        return current >= self.limits.pids - 8
 
     def close(self) -> None:
         self._closing.set()
