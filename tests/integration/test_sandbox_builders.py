@@ -13,8 +13,6 @@ and cleanup hold on both.
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +23,7 @@ from docklab import labels as L
 from docklab.checks import mobysay
 from docklab.checks.answer import dockerfile_from_notebook
 from docklab.checks.sandbox import Limits, Sandbox
+from docklab.checks.sandbox import _one_file_context as _context
 from tests.labs.answers import answer_folder
 from tests.labs.asserts import assert_nothing_labelled_left
 
@@ -59,17 +58,6 @@ BUILDKIT_ONLY = GOOD.replace(
 @pytest.fixture(params=["buildkit", "legacy"])
 def builder(request):
     return request.param
-
-
-def _context(dockerfile: str) -> io.BytesIO:
-    data = dockerfile.encode()
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode="w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    out.seek(0)
-    return out
 
 
 def _processes(client) -> str:
