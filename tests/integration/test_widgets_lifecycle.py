@@ -61,7 +61,8 @@ def test_create_start_stop_remove(lesson):
 
 def test_an_existing_container_kill_and_restart_policy(lesson):
     runner = lesson.run("busybox", "sleep 600", name="widget-existing", init=True)
-    lesson.run("busybox", ["sh", "-c", "sleep 0.5; exit 3"], name="widget-flaky",
+    # Long enough that the view is following it before it first dies, even on a loaded machine.
+    lesson.run("busybox", ["sh", "-c", "sleep 2; exit 3"], name="widget-flaky",
                restart_policy={"Name": "on-failure", "MaximumRetryCount": 1})
     view = LifecycleView(lesson.client, [runner, "widget-flaky"])
     try:

@@ -296,6 +296,7 @@ class LifecycleView(EngineView):
         wanted = {lesson.name(n) if lesson is not None else n for n in names or ()}
         self.model = LifecycleModel(follow_all=follow_all, names=wanted)
         self._lock = threading.Lock()
+        self._restart_counts: dict[str, int] = {}  # container id -> RestartCount last seen
         filters: dict = {"type": "container"}
         if lesson is not None:
             filters["label"] = [f"{L.LESSON}={lesson.id}", f"{L.LEARNER}={L.learner_name()}"]
@@ -310,6 +311,7 @@ class LifecycleView(EngineView):
         box = item if hasattr(item, "attrs") else self.client.containers.get(item)
         box.reload()
         state = box.attrs["State"]
+        self._restart_counts[box.id] = box.attrs.get("RestartCount", 0)
         self.model.track(box.id, box.name, _ENGINE_STATES.get(state["Status"], state["Status"]),
                          state.get("ExitCode") if state["Status"] != "created" else None)
 
@@ -335,11 +337,17 @@ class LifecycleView(EngineView):
                         self._publish()
 
     def _is_restarting(self, container_id: str) -> bool:
-        # The engine decides about restarting before it emits `die`; inspect tells which it chose.
+        # The engine decides about restarting before it emits `die`: it sets Restarting and counts
+        # the restart. Restarting alone is not enough: the first restart comes 100 ms later, often
+        # before this inspect does, so a RestartCount above the last one seen also means it.
         try:
-            return bool(self.client.api.inspect_container(container_id)["State"]["Restarting"])
+            attrs = self.client.api.inspect_container(container_id)
         except Exception:  # noqa: BLE001 - already removed, or the engine is gone: not restarting
             return False
+        count = attrs.get("RestartCount", 0)
+        before = self._restart_counts.get(container_id, 0)
+        self._restart_counts[container_id] = count
+        return bool(attrs["State"]["Restarting"]) or count > before
 
     def _publish(self) -> None:
         snapshot = self.model.snapshot()
