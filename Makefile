@@ -5,8 +5,10 @@ STATE := .docklab
 PORT  ?= 8888
 # Test workers for the tests that may share the engine (tests/conftest.py keeps together what
 # must not run side by side); the `serial` ones run after them, alone. WORKERS=0: one process.
+# Three on two cores: most tests wait on an engine, a hub or a browser (two workers left the
+# cores a third idle); a fourth saturated them and gained 40 s of 14 min (BENCHMARKS.md).
 # JUNIT=path/prefix writes JUnit reports (prefix-shared.xml, prefix-serial.xml) for bench/.
-WORKERS ?= 2
+WORKERS ?= 3
 JUNIT   ?=
 
 .PHONY: lab test test-engines setup engine venv images clean-course classroom classroom-down

@@ -5,12 +5,12 @@ warm:   `make test` in this checkout, with the engine, the course images and .ve
 clean:  `bash .ci/run` in a fresh clone of HEAD (what CI pays; a warm engine and its images, but
         a new venv, pip cache or not, and every test)
 
-`make test` runs in two phases: the tests that may share the engine on two workers
+`make test` runs in two phases: the tests that may share the engine on three workers
 (pytest-xdist), then the ``serial`` ones (tests/grading and test_lesson: they compare the whole engine before and after)
 alone. `.ci/run` adds a third, the engine matrix (`make test-engines`: tests/engines on Engine 26 and
-28, on two workers). The per-tier figures are the sums of each test's set-up, call and tear-down time from the
+28, a worker per engine). The per-tier figures are the sums of each test's set-up, call and tear-down time from the
 JUnit reports (``make test JUNIT=prefix``), by the folder the test lives in; in the first phase
-two workers run at once, so the sums there add up to more than the wall time.
+three workers run at once, so the sums there add up to more than the wall time.
 
 Run: .venv/bin/python bench/bench_suite.py [--clean] [--no-write]
 """

@@ -28,9 +28,14 @@ _NODE = re.compile(r"^tests/(?P<tier>\w+)/(?P<module>\w+)\.py::[^\[]*(?:\[(?P<pa
 #: grading run made, and run beside the rest.) Doctor's tests want every course port free.
 SERIAL = {"grading", "test_lesson", "test_doctor"}
 
-#: Notebooks that run in a lab's group: 11-orchestration makes a swarm of the host engine, and the
-#: orchestration lab's tests show that grading never does.
-LAB_OF_NOTEBOOK = {"11-orchestration": "orchestration"}
+#: What makes the engine it runs on a swarm and leaves it again: 11-orchestration and the
+#: orchestration lab's notebook. Leaving a swarm drops the engine's DNS records of every container
+#: then on a user-defined network (measured on Engine 20.10 and 26.1: a running container's
+#: `ping web` says "bad address" afterwards), so on the shared host engine such a run breaks
+#: whichever test resolves a name at that moment. On the host only the browser's run of
+#: 11-orchestration is left (as shipped, the one run of its views in JupyterLab), in the serial
+#: phase; the notebooks' solved runs are the engine matrix's, one worker per engine.
+SWARMS_THE_HOST = {"11-orchestration", "orchestration"}
 
 #: Modules of other tiers that run a course notebook on the host engine, in that notebook's group:
 #: the Binder test runs 02-running, whose containers have fixed names.
@@ -45,12 +50,22 @@ def pytest_collection_modifyitems(items):
         parts = Path(item.path).relative_to(tests).parts
         if parts and parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
-            if parts[0] in SERIAL or Path(item.path).stem in SERIAL:
+            if is_serial(item.nodeid):
                 item.add_marker(pytest.mark.serial)
 
 
+def is_serial(nodeid: str) -> bool:
+    """Whether a test runs in the serial phase: by tier or module (:data:`SERIAL`), and the
+    browser's run of what swarms the host engine (:data:`SWARMS_THE_HOST`)."""
+    match = _NODE.match(nodeid)
+    if not match:
+        return False
+    return (match["tier"] in SERIAL or match["module"] in SERIAL
+            or (match["tier"] == "browser" and match["param"] in SWARMS_THE_HOST))
+
+
 def worker_group(nodeid: str) -> str | None:
-    """The group a test runs in. `make test` runs the tests not marked ``serial`` on two workers
+    """The group a test runs in. `make test` runs the tests not marked ``serial`` on three workers
     (pytest-xdist with ``--dist loadgroup``, scheduled by :func:`pytest_xdist_make_scheduler`);
     a group's tests run on one worker, one after another:
 
@@ -58,8 +73,7 @@ def worker_group(nodeid: str) -> str | None:
       removes whatever carries its lesson label, and its ports are fixed;
     * the lessons with fixed host ports, and doctor's test that those ports are free;
     * a module that runs a notebook too (:data:`NOTEBOOK_OF_MODULE`), with that notebook's runs;
-    * each lab's tests: its round trip runs once, and its tests read it (with the notebook of
-      :data:`LAB_OF_NOTEBOOK`);
+    * each lab's tests: its round trip runs once, and its tests read it;
     * each engine of the matrix (tests/engines): it is started once, and its notebook runs share
       it as they share the host engine;
     * each module of the other engine tiers: a module's fixtures are made once.
@@ -77,8 +91,6 @@ def worker_group(nodeid: str) -> str | None:
             param if re.fullmatch(r"\d\d-[a-z-]+", param) else None)
         if stem is None:
             return None
-        if stem in LAB_OF_NOTEBOOK:
-            return f"lab-{LAB_OF_NOTEBOOK[stem]}"
         return "host-ports" if stem in HOST_PORTS else f"notebook-{stem}"
     if tier == "labs":
         lab = param if param in LABS else next((lab for lab in LABS if lab in module), None)

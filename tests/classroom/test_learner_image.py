@@ -110,3 +110,37 @@ def test_the_docklab_package_in_it_holds_no_solution(image_files):
     package = {name: text for name, text in image_files.items() if name.startswith("docklab/")}
     assert package
     assert leaks(package, instructor_only_lines()) == {}
+
+
+def _in_the_image(*command: str) -> str:
+    client = docker.from_env()
+    try:
+        output = client.containers.run(
+            LEARNER_IMAGE, list(command), remove=True, stdout=True, stderr=True,
+            labels=L.labels_for("classroom", kind="container"))
+        return output.decode(errors="replace")
+    finally:
+        client.close()
+
+
+def test_a_learner_gets_the_assignment_list_and_not_the_instructors_nbgrader(image_files):
+    """nbgrader enables all its extensions when installed; the image switches off formgrader,
+    the assignment creator and the course list, server and lab, and keeps what a learner uses."""
+    server = _in_the_image("jupyter", "server", "extension", "list")
+    lab = _in_the_image("jupyter", "labextension", "list")
+
+    def state(name: str) -> str:
+        found = re.search(rf"^\s+nbgrader\.server_extensions\.{name} \S*?(enabled|disabled)",
+                          server, re.M)
+        assert found, server
+        return found[1]
+
+    for name in ("formgrader", "course_list"):
+        assert state(name) == "disabled", server
+    for name in ("assignment_list", "validate_assignment"):
+        assert state(name) == "enabled", server
+    disabled = lab.partition("Disabled extensions:")[2]
+    for name in ("formgrader", "create-assignment", "course-list"):
+        assert f"@jupyter/nbgrader:{name}" in disabled, lab
+    for name in ("assignment-list", "validate-assignment"):
+        assert f"@jupyter/nbgrader:{name}" not in disabled, lab

@@ -157,11 +157,22 @@ def test_a_lessons_cleanup_leaves_none_of_its_builds_step_images(both, which):
     for name, last in (("steps-a", "ENV X=1"), ("steps-b", "RUN echo b > /b")):
         dockerfile = f"FROM busybox\nRUN echo {marker} > /a\n{last}\n".encode()
         lesson.build(fileobj=io.BytesIO(dockerfile), tag=lesson.name(name))
-    made = set(engine.api.images(all=True, quiet=True)) - before
+    # Only this build's images: other tests build on the shared host engine meanwhile.
+    made = {image for image in set(engine.api.images(all=True, quiet=True)) - before
+            if _built_from(engine, image, marker)}
     assert made
     removed = lesson.cleanup()
     assert not removed.errors
     assert not made & set(engine.api.images(all=True, quiet=True))
+
+
+def _built_from(engine, image: str, marker: str) -> bool:
+    """Whether ``image``'s history has the step that wrote ``marker`` (so it is that step or a
+    later one of the same build)."""
+    try:
+        return any(marker in (step.get("CreatedBy") or "") for step in engine.api.history(image))
+    except docker.errors.NotFound:  # another test's image, removed since
+        return False
 
 
 @pytest.mark.parametrize("which", ["host", "28"])

@@ -1,5 +1,6 @@
 """Each lab's notebook as a learner works it: run top to bottom in a copy of its folder, on the
-host engine (tests/engines/test_engine_matrix.py runs them on the engines learners have).
+host engine (tests/engines/test_engine_matrix.py runs them on the engines learners have, and
+alone runs the orchestration lab's, which swarms its engine).
 
 - Solved (``solutions/<lab>``): every cell runs without an error — set-up, the learner's own
   runs, the self-check (every row PASS) and each graded cell — and nothing labelled with the lab
@@ -24,11 +25,14 @@ import pytest
 
 from docklab import grader
 from docklab.checks import get_lab
+from tests.conftest import SWARMS_THE_HOST
 from tests.notebooks.course import ROOT, execute
 
 pytestmark = pytest.mark.engine
 
-LABS = grader.source_labs(ROOT / "grader")
+#: The orchestration lab's notebook swarms the engine it runs on: the engine matrix runs it, not
+#: the shared host engine (tests/conftest.py, SWARMS_THE_HOST).
+LABS = [lab for lab in grader.source_labs(ROOT / "grader") if lab not in SWARMS_THE_HOST]
 
 
 def run_lab(lab: str, edition: str, tmp_path: Path, **where):

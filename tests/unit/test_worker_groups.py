@@ -1,7 +1,7 @@
 """How `make test` splits the shared phase between its two workers (tests/conftest.py): tests that
 touch the same named things on the host engine must land in one group, run one after another."""
 
-from tests.conftest import SERIAL, worker_group
+from tests.conftest import SERIAL, is_serial, worker_group
 
 BROWSER = "tests/browser/test_visualizers_in_jupyterlab.py::test_lesson_notebook_renders_its_visualizers"
 NOTEBOOKS = "tests/notebooks/test_notebooks.py"
@@ -25,7 +25,20 @@ def test_notebooks_with_host_ports_share_a_group_and_doctor_runs_alone():
 def test_a_lab_and_its_notebook_share_a_group():
     assert worker_group("tests/labs/test_round_trips.py::test_x[orchestration]") == "lab-orchestration"
     assert worker_group("tests/labs/test_orchestration.py::test_x") == "lab-orchestration"
-    assert worker_group(f"{BROWSER}[11-orchestration]") == "lab-orchestration"
+
+
+def test_what_swarms_the_host_engine_runs_alone_or_in_the_matrix():
+    # A swarm leave drops the engine's DNS records of other containers (tests/conftest.py).
+    from tests.labs.test_lab_notebooks import LABS
+    from tests.notebooks.test_notebooks import test_notebook_runs_solved
+
+    assert is_serial(f"{BROWSER}[11-orchestration]")
+    assert not is_serial(f"{BROWSER}[02-running]")
+    assert is_serial("tests/grading/test_sealed.py::test_x")
+    assert "orchestration" not in LABS and "networking" in LABS
+    solved = {p.stem for mark in test_notebook_runs_solved.pytestmark
+              if mark.name == "parametrize" for p in mark.args[1]}
+    assert "11-orchestration" not in solved and "02-running" in solved
 
 
 def test_other_modules_group_by_module_and_unit_tests_go_anywhere():

@@ -87,9 +87,9 @@ def venv_constraints() -> str:
 def context_files(root: Path, constraints: str) -> tuple[dict[str, bytes], str]:
     """The build context's files {name in the context: content}, and their hash (the recipe)."""
     recipe = root / "classroom" / "learner"
-    files = {"Dockerfile": (recipe / "Dockerfile").read_bytes(),
-             "nbgrader_config.py": (recipe / "nbgrader_config.py").read_bytes(),
-             "constraints.txt": constraints.encode()}
+    files = {name: (recipe / name).read_bytes()
+             for name in ("Dockerfile", "nbgrader_config.py", "jupyter_server_config.json")}
+    files["constraints.txt"] = constraints.encode()
     for folder, names in (("project", PROJECT_FILES), ("course", COURSE_FILES)):
         for path in _files(root, names):
             files[f"{folder}/{path.relative_to(root)}"] = path.read_bytes()
