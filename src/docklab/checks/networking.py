@@ -327,17 +327,10 @@ def _verdict_reach(setup: _Setup, name: str, parsed: dict) -> Verdict:
         return failed(f"The client is not running (it exited with status {code}): busybox with "
                       "no command runs sh, which ends at once without a terminal. Give it a "
                       "command that keeps it running: docker run -d ... busybox sleep infinity.")
-    web, client = parsed["web"], parsed["client"]
     output = setup.in_client(_fetch(f"http://{name}/"))
-    same_user_network = (web["network"] == client["network"]
-                         and web["network"] not in (None, "bridge", "default"))
-    if not _nginx(output) and "bad address" in output and same_user_network:
-        # There the engine's DNS must answer; on a loaded engine (20.10, measured under a
-        # three-worker test run) its first answer can fail. Ask once more before judging.
-        time.sleep(1)
-        output = setup.in_client(_fetch(f"http://{name}/"))
     if _nginx(output):
         return passed(f"the client fetched nginx's page from http://{name}/.")
+    web, client = parsed["web"], parsed["client"]
     err = output.partition("\n")[2].strip()[-200:]
     if (web["network"] or "bridge") != (client["network"] or "bridge"):
         why = (f"web is on {web['network'] or 'the default bridge'} and the client on "
