@@ -202,6 +202,10 @@ def run_all_cells(page, jupyterlab, name: str, on_progress=None, last_shot: int 
         if not started and time.monotonic() - clicked > 30:
             # Run ▸ Run All Cells (again, if a kernel that was still connecting swallowed it)
             page.keyboard.press("Escape")
+            dialog = page.evaluate("() => { const d = document.querySelector('dialog.jp-Dialog');"
+                                   " return d ? d.innerText : null; }")
+            if dialog:  # it would take the click: say what JupyterLab asks instead
+                pytest.fail(f"{name}: JupyterLab shows a dialog: {dialog[:1000]}")
             page.click(".lm-MenuBar-itemLabel:text-is('Run')")
             page.click(".lm-Menu-item[data-command='runmenu:run-all']")
             clicked = time.monotonic()

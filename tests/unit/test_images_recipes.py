@@ -109,6 +109,22 @@ def test_debian_without_root_says_what_to_do(monkeypatch):
     assert "root" in raised.value.message and "sudo" in raised.value.hint
 
 
+def test_a_change_to_a_base_recipe_changes_the_hash_of_what_builds_from_it(tmp_path):
+    base_folder, derived_folder = tmp_path / "base", tmp_path / "derived"
+    shutil.copytree(find("docker:dind").recipe, base_folder)
+    shutil.copytree(find("docklab/engine:26").recipe, derived_folder)  # FROM docker:dind
+    base = CourseImage("docker:dind", "d", "u", base_folder)
+    derived = CourseImage("docklab/engine:26", "d", "u", derived_folder)
+    other = CourseImage("redis", "d", "u", find("redis").recipe)  # FROM debian:12, not here
+    catalogue = [base, derived, other]
+    before = {image.name: recipe_hash(image, catalogue=catalogue) for image in catalogue}
+    (base_folder / "Dockerfile").write_text((base_folder / "Dockerfile").read_text() + "# x\n")
+    after = {image.name: recipe_hash(image, catalogue=catalogue) for image in catalogue}
+    assert after["docker:dind"] != before["docker:dind"]
+    assert after["docklab/engine:26"] != before["docklab/engine:26"]
+    assert after["redis"] == before["redis"]
+
+
 def test_engine_images_share_the_dind_entry_script_not_a_copy():
     script = find("docker:dind").recipe / "dockerd-entrypoint.sh"
     for name in ("docklab/engine:20", "docklab/engine:28"):

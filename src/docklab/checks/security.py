@@ -416,12 +416,7 @@ def _look(sandbox: Sandbox, container, network: str, seen: dict) -> None:
     seen["config"] = container.attrs.get("Config") or {}
     seen["logs"] = _logs(container)
     if seen["state"].get("Running"):
-        code, text = _exec(container, ["cat", "/proc/1/status"])
-        if code != 0:
-            # Once more: on a loaded host a round trip once found no /proc/1/status of a
-            # service that had just answered twice; one failed exec is not the learner's doing.
-            time.sleep(0.5)
-            code, text = _exec(container, ["cat", "/proc/1/status"])
+        code, text = _read(container, "/proc/1/status")
         seen["status"] = _status(text) if code == 0 else {}
         if code != 0:
             seen["exec_error"] = f"exit status {code}: {text[-300:]}"
@@ -430,8 +425,21 @@ def _look(sandbox: Sandbox, container, network: str, seen: dict) -> None:
         code, text = _exec(container, ["sh", "-c", f"echo x > {probe} && rm -f {probe}"],
                            user="0")
         seen["root_write"] = (code, text.strip())
-        code, text = _exec(container, ["cat", "/proc/mounts"])
-        seen["mounts"] = text if code == 0 else ""
+        code, text = _read(container, "/proc/mounts")
+        seen["mounts"] = text if code == 0 else None
+        if code != 0:
+            seen["exec_error"] = f"exit status {code}: {text[-300:]}"
+
+
+def _read(container, path: str) -> tuple[int | None, str]:
+    """``docker exec SERVICE cat PATH``, once more if it fails: on a loaded host a round trip
+    found no /proc/1/status, or no /proc/mounts, of a service that had just answered twice; one
+    failed exec is not the learner's doing."""
+    code, text = _exec(container, ["cat", path])
+    if code != 0:
+        time.sleep(0.5)
+        code, text = _exec(container, ["cat", path])
+    return code, text
 
 
 # -- the verdicts -------------------------------------------------------------------------------
@@ -486,7 +494,9 @@ def _is_tmpfs(mounts: str, path: str) -> bool:
 
 
 def _verdict_tmpfs(seen: dict) -> Verdict:
-    mounts = seen.get("mounts", "")
+    mounts = seen.get("mounts", "")  # not running: none looked at, and none is a tmpfs
+    if mounts is None:
+        return unjudged(f"{_not_looked_at(seen)}.")
     if not _is_tmpfs(mounts, "/tmp"):
         return failed("/tmp is not a tmpfs: the service keeps its visit count in /tmp/visits, "
                       "and with a read-only root that is the one place it needs to write. Give it "

@@ -27,7 +27,7 @@ import docker.errors
 
 from docklab import labels as L
 from docklab.errors import ImageError
-from docklab.images.catalogue import CourseImage
+from docklab.images.catalogue import CATALOGUE, CourseImage
 from docklab.images.mirror import RELEASE, debian_mirrors
 
 #: Bump when the build code changes how images come out: every local build is then redone.
@@ -95,13 +95,22 @@ def recipe_files(recipe: Path) -> list[Path]:
     )
 
 
-def recipe_hash(image: CourseImage, ca_files: Iterable[Path] = ()) -> str:
+def recipe_hash(image: CourseImage, ca_files: Iterable[Path] = (),
+                catalogue: Iterable[CourseImage] | None = None) -> str:
     """A short hash of everything a local build of ``image`` is made from.
 
-    It covers the builder, each recipe file (path and content) and each injected CA certificate,
-    so changing any of them rebuilds the image, and nothing else does.
+    It covers the builder, each recipe file (path and content), each injected CA certificate and
+    the hash of each course image it builds FROM (found in ``catalogue``, the course's by
+    default), so changing any of them rebuilds the image, and nothing else does. (Without the
+    bases, a changed debian:12 recipe rebuilt debian:12 and left every image FROM it as it was.)
     """
+    ca_files = list(ca_files)
+    catalogue = list(CATALOGUE if catalogue is None else catalogue)
     digest = hashlib.sha256()
+    by_ref = {course_image.ref: course_image for course_image in catalogue}
+    for base in image.bases():
+        if base in by_ref and by_ref[base] != image:
+            digest.update(f"base {base} {recipe_hash(by_ref[base], ca_files, catalogue)}\n".encode())
     digest.update(f"docklab-recipe {BUILDER_VERSION} {image.builder}\n".encode())
     for path in recipe_files(image.recipe):
         digest.update(f"file {path.relative_to(image.recipe).as_posix()}\n".encode())
@@ -109,7 +118,6 @@ def recipe_hash(image: CourseImage, ca_files: Iterable[Path] = ()) -> str:
     for name, path in sorted(image.shared_files().items()):
         digest.update(f"shared {name}\n".encode())
         digest.update(path.read_bytes())
-    ca_files = list(ca_files)
     for path in ca_files:
         digest.update(f"ca {_ca_name(path, ca_files)}\n".encode())
         digest.update(path.read_bytes())

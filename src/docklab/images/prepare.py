@@ -63,10 +63,11 @@ def image_status(client: docker.DockerClient, *, catalogue: Iterable[CourseImage
     ``description``, ``on_demand`` (prepared only when named). Equivalent CLI: ``docker image ls`` plus ``docker image inspect``.
     """
     ca_files = host_ca_files(ca_dir)
+    catalogue = tuple(catalogue)
     status = []
     for image in catalogue:
         found = _get(client, image.ref)
-        source, current = _state(image, found, recipe_hash(image, ca_files))
+        source, current = _state(image, found, recipe_hash(image, ca_files, catalogue))
         status.append({
             "name": image.name,
             "present": found is not None,
@@ -156,7 +157,7 @@ def prepare(client: docker.DockerClient, names: Iterable[str] | None = None, *,
         with _host_lock(report.say):
             for image in plan:
                 started = time.monotonic()
-                recipe = recipe_hash(image, ca_files)
+                recipe = recipe_hash(image, ca_files, catalogue)
                 found = _get(client, image.ref)
                 origin, current = _state(image, found, recipe)
                 if current:
