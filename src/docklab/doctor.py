@@ -185,7 +185,7 @@ def _check_disk(client: docker.DockerClient) -> Check:
 
 def _ports_published_by_containers(client: docker.DockerClient) -> dict[int, str]:
     used: dict[int, str] = {}
-    for container in client.containers.list():
+    for container in client.containers.list(ignore_removed=True):
         for bindings in (container.attrs["NetworkSettings"].get("Ports") or {}).values():
             for binding in bindings or []:
                 if binding.get("HostPort", "").isdigit():

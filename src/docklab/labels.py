@@ -125,7 +125,7 @@ class Removed:
 def find_labelled(client: docker.DockerClient, **scope: str | None) -> dict[str, list]:
     """The labelled resources in ``scope`` (lesson, learner, session), by kind."""
     filters = {"label": label_filters(**scope)}
-    containers = client.containers.list(all=True, filters=filters)
+    containers = client.containers.list(all=True, filters=filters, ignore_removed=True)
     found = {
         # A container whose kind label says "image" inherited it: nobody here created it.
         "containers": [c for c in containers if c.labels.get(KIND) != "image"],

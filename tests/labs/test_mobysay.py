@@ -223,7 +223,7 @@ def test_a_build_that_never_ends_is_stopped_and_removed(grade, client):
         assert report.details["build_containers"], "the step's container was seen"
     # (BuildKit's steps are no engine containers; tests/integration/test_sandbox_builders.py
     # looks for the step's process on the engine's host.)
-    still = [c for c in client.containers.list(all=True)
+    still = [c for c in client.containers.list(all=True, ignore_removed=True)
              if marker in " ".join(c.attrs["Config"].get("Cmd") or [])]
     assert still == []
 

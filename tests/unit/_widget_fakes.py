@@ -86,7 +86,7 @@ class _Collection:
         self.items = items
         self.filters: list = []
 
-    def list(self, all=False, filters=None):
+    def list(self, all=False, filters=None, ignore_removed=False):
         self.filters.append(filters)
         return list(self.items)
 

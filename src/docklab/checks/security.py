@@ -419,7 +419,7 @@ def _look(sandbox: Sandbox, container, network: str, seen: dict) -> None:
         code, text = _read(container, "/proc/1/status")
         seen["status"] = _status(text) if code == 0 else {}
         if code != 0:
-            seen["exec_error"] = f"exit status {code}: {text[-300:]}"
+            seen["exec_error"] = _exec_error(code, text)
         # As root of the container: a non-root user cannot write to / even when it is writable.
         probe = f"/.docklab-probe-{int(time.time())}"
         code, text = _exec(container, ["sh", "-c", f"echo x > {probe} && rm -f {probe}"],
@@ -428,17 +428,26 @@ def _look(sandbox: Sandbox, container, network: str, seen: dict) -> None:
         code, text = _read(container, "/proc/mounts")
         seen["mounts"] = text if code == 0 else None
         if code != 0:
-            seen["exec_error"] = f"exit status {code}: {text[-300:]}"
+            seen["exec_error"] = _exec_error(code, text)
+
+
+def _exec_error(code: int | None, text: str) -> str:
+    return text[-300:] if code is None else f"exit status {code}: {text[-300:]}"
 
 
 def _read(container, path: str) -> tuple[int | None, str]:
-    """``docker exec SERVICE cat PATH``, once more if it fails: on a loaded host a round trip
-    found no /proc/1/status, or no /proc/mounts, of a service that had just answered twice; one
-    failed exec is not the learner's doing."""
+    """``docker exec SERVICE cat PATH``, once more if it fails or says nothing: on a loaded host
+    a round trip found no /proc/1/status, or no /proc/mounts, of a service that had just answered
+    twice, and Engine 20.10 once returned exit 0 with no output (its exec output is attached in a
+    race); one failed exec is not the learner's doing, and a file of /proc is never empty."""
     code, text = _exec(container, ["cat", path])
-    if code != 0:
+    for _ in range(2):
+        if code == 0 and text.strip():
+            break
         time.sleep(0.5)
         code, text = _exec(container, ["cat", path])
+    if code == 0 and not text.strip():
+        return None, "docker exec gave no output"
     return code, text
 
 
@@ -452,8 +461,9 @@ def _uid(seen: dict) -> int | None:
 def _not_looked_at(seen: dict) -> str:
     """Why nothing could be looked at inside the service."""
     state = seen.get("state") or {}
-    if state.get("Running") and seen.get("exec_error") is not None:
-        return (f"docker exec into the running service failed ({seen['exec_error'].strip()}), "
+    if state.get("Running"):
+        why = (seen.get("exec_error") or "no answer").strip()
+        return (f"docker exec into the running service failed ({why}), "
                 "so nothing could be looked at inside it")
     return (f"the service was not running (status {state.get('Status')}, exit code "
             f"{state.get('ExitCode')}), so nothing could be looked at inside it")

@@ -175,7 +175,7 @@ def remove_resources(settings: Settings) -> list[str]:
     removed = []
     try:
         selected = classroom_filter(settings)
-        for container in client.containers.list(all=True, filters=selected):
+        for container in client.containers.list(all=True, filters=selected, ignore_removed=True):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True, v=True)
                 removed.append(container.name)
@@ -206,7 +206,7 @@ def status(settings: Settings | None = None) -> dict:
                     "admin": user.get("admin", False),
                     "server": ("ready" if server.get("ready") else "starting") if server
                     else "stopped", "containers": {}}
-        for container in client.containers.list(all=True, filters=classroom_filter(settings)):
+        for container in client.containers.list(all=True, filters=classroom_filter(settings), ignore_removed=True):
             learner = container.labels.get(L.LEARNER, "?")
             stats = (container.stats(stream=False, one_shot=True)
                      if container.status == "running" else {})
