@@ -213,7 +213,8 @@ def _wait_until_it_answers(client: docker.DockerClient, engine: Engine) -> None:
 def list_engines(client: docker.DockerClient) -> list[Engine]:
     """This learner's course engines beside the host's (``docker ps --filter label=…engine``)."""
     scope = L.label_filters(lesson=LESSON, learner=L.learner_name())
-    containers = client.containers.list(all=True, filters={"label": [*scope, ENGINE]}, ignore_removed=True)
+    containers = client.containers.list(all=True, filters={"label": [*scope, ENGINE]},
+                                        ignore_removed=True)
     return [_engine_of(container) for container in containers]
 
 

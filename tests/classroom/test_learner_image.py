@@ -131,7 +131,7 @@ def test_a_learner_gets_the_assignment_list_and_not_the_instructors_nbgrader(ima
 
     def state(name: str) -> str:
         found = re.search(rf"^\s+nbgrader\.server_extensions\.{name} \S*?(enabled|disabled)",
-                          server, re.M)
+                          server, re.MULTILINE)
         assert found, server
         return found[1]
 

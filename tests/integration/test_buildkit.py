@@ -55,7 +55,7 @@ def test_a_build_secret_stays_out_of_the_image_while_a_build_argument_leaks(clie
     assert built.returncode == 0, built.stdout + built.stderr
     output = built.stdout + built.stderr
     # BuildKit's progress; which internal load is #1 (the Dockerfile or .dockerignore) varies.
-    assert re.search(r"^#\d+ \[internal\] load build definition", output, re.M), output
+    assert re.search(r"^#\d+ \[internal\] load build definition", output, re.MULTILINE), output
     assert "Step 1/" not in output  # not the legacy builder's
 
     image = client.images.get(tag)

@@ -124,7 +124,8 @@ def reports(client, tmp_path_factory):
     root = tmp_path_factory.mktemp("answers")
     folders = {name: _folder(root / name, name) for name in ANSWERS}
     graded, _ = check_each(client, "compose", folders)
-    projects = client.containers.list(all=True, filters={"label": "com.docker.compose.project"}, ignore_removed=True)
+    projects = client.containers.list(all=True, filters={"label": "com.docker.compose.project"},
+                                      ignore_removed=True)
     run_ids = {r.details["run_id"] for r in graded.values()}
     assert not [c for c in projects if any(i in c.name for i in run_ids)]
     return {"reports": graded, "folders": folders}

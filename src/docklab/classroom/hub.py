@@ -206,7 +206,8 @@ def status(settings: Settings | None = None) -> dict:
                     "admin": user.get("admin", False),
                     "server": ("ready" if server.get("ready") else "starting") if server
                     else "stopped", "containers": {}}
-        for container in client.containers.list(all=True, filters=classroom_filter(settings), ignore_removed=True):
+        for container in client.containers.list(all=True, filters=classroom_filter(settings),
+                                                ignore_removed=True):
             learner = container.labels.get(L.LEARNER, "?")
             stats = (container.stats(stream=False, one_shot=True)
                      if container.status == "running" else {})

@@ -110,7 +110,8 @@ def recipe_hash(image: CourseImage, ca_files: Iterable[Path] = (),
     by_ref = {course_image.ref: course_image for course_image in catalogue}
     for base in image.bases():
         if base in by_ref and by_ref[base] != image:
-            digest.update(f"base {base} {recipe_hash(by_ref[base], ca_files, catalogue)}\n".encode())
+            base_hash = recipe_hash(by_ref[base], ca_files, catalogue)
+            digest.update(f"base {base} {base_hash}\n".encode())
     digest.update(f"docklab-recipe {BUILDER_VERSION} {image.builder}\n".encode())
     for path in recipe_files(image.recipe):
         digest.update(f"file {path.relative_to(image.recipe).as_posix()}\n".encode())

@@ -220,7 +220,8 @@ class ComposeView(EngineView):
         label = {"label": [f"{PROJECT}={self.project}"]}
         containers = [{"name": c.name, "service": c.labels.get(SERVICE, ""), "state": c.status,
                        "number": c.labels.get("com.docker.compose.container-number", "")}
-                      for c in self.client.containers.list(all=True, filters=label, ignore_removed=True)]
+                      for c in self.client.containers.list(all=True, filters=label,
+                                                           ignore_removed=True)]
         networks = [{"name": n.name, "key": (n.attrs.get("Labels") or {}).get(NETWORK, n.name)}
                     for n in self.client.networks.list(filters=label)]
         volumes = [{"name": v.name, "key": (v.attrs.get("Labels") or {}).get(VOLUME, v.name)}

@@ -143,7 +143,8 @@ class NetworkView(EngineView):
         self._looked(self._live)
 
     def _read(self):
-        boxes = [b for b in self.client.containers.list(filters=self._filters or None, ignore_removed=True)
+        boxes = [b for b in self.client.containers.list(filters=self._filters or None,
+                                                        ignore_removed=True)
                  if not self._only or b.name in self._only]
         by_net: dict[str, list[dict]] = {}
         ports, targets = [], []

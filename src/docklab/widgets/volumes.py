@@ -110,7 +110,8 @@ class VolumesView(EngineView):
         self._looked(self._live)
 
     def _read(self) -> tuple[list[dict], list[dict]]:
-        boxes = self.client.containers.list(all=True, filters=self._filters or None, ignore_removed=True)
+        boxes = self.client.containers.list(all=True, filters=self._filters or None,
+                                            ignore_removed=True)
         containers = []
         used_by: dict[str, list[str]] = {}
         for box in sorted(boxes, key=lambda b: b.name):
