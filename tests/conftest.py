@@ -32,9 +32,8 @@ SERIAL = {"grading", "test_lesson", "test_doctor"}
 #: orchestration lab's notebook. Leaving a swarm drops the engine's DNS records of every container
 #: then on a user-defined network (measured on Engine 20.10 and 26.1: a running container's
 #: `ping web` says "bad address" afterwards), so on the shared host engine such a run breaks
-#: whichever test resolves a name at that moment. On the host only the browser's run of
-#: 11-orchestration is left (as shipped, the one run of its views in JupyterLab), in the serial
-#: phase; the notebooks' solved runs are the engine matrix's, one worker per engine.
+#: whichever test resolves a name at that moment. They run in the engine matrix only, one worker
+#: per engine (tests/engines): 11-orchestration as shipped in the browser on 26, both solved.
 SWARMS_THE_HOST = {"11-orchestration", "orchestration"}
 
 #: Modules of other tiers that run a course notebook on the host engine, in that notebook's group:
@@ -55,13 +54,9 @@ def pytest_collection_modifyitems(items):
 
 
 def is_serial(nodeid: str) -> bool:
-    """Whether a test runs in the serial phase: by tier or module (:data:`SERIAL`), and the
-    browser's run of what swarms the host engine (:data:`SWARMS_THE_HOST`)."""
+    """Whether a test runs in the serial phase: by tier or module (:data:`SERIAL`)."""
     match = _NODE.match(nodeid)
-    if not match:
-        return False
-    return (match["tier"] in SERIAL or match["module"] in SERIAL
-            or (match["tier"] == "browser" and match["param"] in SWARMS_THE_HOST))
+    return bool(match) and (match["tier"] in SERIAL or match["module"] in SERIAL)
 
 
 def worker_group(nodeid: str) -> str | None:

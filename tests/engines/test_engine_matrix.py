@@ -9,20 +9,34 @@ done"), nothing labelled with the lesson left on that engine (:data:`MATRIX` say
 and each lab's notebook, solved and as released (tests/labs/test_lab_notebooks.py). The host engine (20.10 on Debian 12)
 runs the whole suite; this tier adds the notebooks on the others.
 
+What swarms the engine it runs on (11-orchestration: tests/conftest.py, SWARMS_THE_HOST) runs here
+only, never on the shared host engine; its as-shipped run on 26 is the browser's (a JupyterLab and
+Chromium of its own, as tests/browser runs the other notebooks with views on the host).
+
 ``make test-engines`` runs it (``.ci/run`` runs it after ``make test``; ``make test`` leaves it out
 to stay quick). One engine's runs go to one test worker, one after another (tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
 
+from docklab.labels import find_labelled
+from tests.browser.jupyterlab import (
+    chromium,
+    run_shipped_in_browser,
+    screenshot_folder,
+    serve_jupyterlab,
+)
+from tests.conftest import SWARMS_THE_HOST
 from tests.engines.conftest import MATRIX, OWNER
 from tests.labs.test_lab_notebooks import LABS, RUNS
 from tests.notebooks.course import (
     CLI_SOLUTIONS,
+    IN_BROWSER,
     NOT_YET,
     NOTEBOOKS,
     SOLUTIONS,
@@ -41,11 +55,22 @@ VARIANTS = {
     "docker-cells": (lambda stem: CLI_SOLUTIONS.get(stem), WELL_DONE),
 }
 
+#: Run as shipped in JupyterLab, on the first engine that runs the notebooks as shipped, instead
+#: of by nbclient: the notebooks with views that swarm their engine (the host's browser tier
+#: leaves them out).
+IN_BROWSER_HERE = {
+    next(name for name, (_, _, variants, _) in MATRIX.items() if "shipped" in variants):
+    [path for path in IN_BROWSER if path.stem in SWARMS_THE_HOST],
+}
+
+
 def _runs() -> list:
     runs = []
     for name, (_, _, variants, _) in MATRIX.items():
         for path in NOTEBOOKS:
             for variant in variants:
+                if variant == "shipped" and path in IN_BROWSER_HERE.get(name, ()):
+                    continue  # test_notebook_in_browser_on_engine runs it
                 if VARIANTS[variant][0](path.stem) is not None:
                     runs.append(pytest.param(name, path, variant,
                                              id=f"{name}:{path.stem}:{variant}"))
@@ -60,6 +85,22 @@ def test_notebook_on_engine(started_engines, name: str, path: Path, variant: str
     nb = execute(path, solutions(path.stem), attempt, docker_host=engine.docker_host,
                  learner=f"{OWNER}-{name}")
     expect_verdicts(nb, path, attempt, expected)
+
+
+@pytest.mark.parametrize(("name", "path"), [
+    pytest.param(name, path, id=f"{name}:{path.stem}:browser")
+    for name, paths in IN_BROWSER_HERE.items() for path in paths])
+def test_notebook_in_browser_on_engine(started_engines, name: str, path: Path, tmp_path_factory):
+    """As tests/browser runs a notebook as shipped on the host: its views render, every cell runs,
+    every self-check says "Not yet", nothing is left; with the kernels on this engine."""
+    engine = started_engines(name)
+    env = {"DOCKER_HOST": engine.docker_host, "DOCKLAB_LEARNER": f"{OWNER}-{name}"}
+    with (serve_jupyterlab(tmp_path_factory.mktemp("jupyterlab"), [path], env) as jupyterlab,
+          chromium() as browser):
+        run_shipped_in_browser(browser, jupyterlab, path, screenshot_folder(tmp_path_factory))
+    with contextlib.closing(engine.client()) as client:
+        left = find_labelled(client, lesson=path.stem)
+    assert not any(left.values()), f"{path.name} left these behind on engine {name}: {left}"
 
 
 @pytest.mark.parametrize(("name", "lab", "edition"), [

@@ -1,6 +1,8 @@
 """How `make test` splits the shared phase between its two workers (tests/conftest.py): tests that
 touch the same named things on the host engine must land in one group, run one after another."""
 
+from pathlib import Path
+
 from tests.conftest import SERIAL, is_serial, worker_group
 
 BROWSER = "tests/browser/test_visualizers_in_jupyterlab.py::test_lesson_notebook_renders_its_visualizers"
@@ -27,18 +29,29 @@ def test_a_lab_and_its_notebook_share_a_group():
     assert worker_group("tests/labs/test_orchestration.py::test_x") == "lab-orchestration"
 
 
-def test_what_swarms_the_host_engine_runs_alone_or_in_the_matrix():
+def _stems(test) -> set[str]:
+    """The notebooks a test is parametrised with."""
+    return {p.stem for mark in test.pytestmark if mark.name == "parametrize"
+            for p in mark.args[1] if isinstance(p, Path)}
+
+
+def test_what_swarms_the_host_engine_runs_in_the_matrix_only():
     # A swarm leave drops the engine's DNS records of other containers (tests/conftest.py).
+    from tests.browser.test_visualizers_in_jupyterlab import NOTEBOOKS as IN_BROWSER_ON_HOST
+    from tests.engines.test_engine_matrix import IN_BROWSER_HERE, _runs
     from tests.labs.test_lab_notebooks import LABS
     from tests.notebooks.test_notebooks import test_notebook_runs_solved
 
-    assert is_serial(f"{BROWSER}[11-orchestration]")
-    assert not is_serial(f"{BROWSER}[02-running]")
-    assert is_serial("tests/grading/test_sealed.py::test_x")
+    on_host = {p.stem for p in IN_BROWSER_ON_HOST} | _stems(test_notebook_runs_solved)
+    assert "11-orchestration" not in on_host and "02-running" in on_host
     assert "orchestration" not in LABS and "networking" in LABS
-    solved = {p.stem for mark in test_notebook_runs_solved.pytestmark
-              if mark.name == "parametrize" for p in mark.args[1]}
-    assert "11-orchestration" not in solved and "02-running" in solved
+    # ... and in the matrix, 11 runs as shipped once: in the browser on 26, not by nbclient too
+    assert [p.stem for p in IN_BROWSER_HERE["26"]] == ["11-orchestration"]
+    runs = {run.id for run in _runs()}
+    assert "26:11-orchestration:shipped" not in runs and "26:02-running:shipped" in runs
+    assert "28-containerd:11-orchestration:solved" in runs
+    assert is_serial("tests/grading/test_sealed.py::test_x")
+    assert not is_serial(f"{BROWSER}[02-running]")
 
 
 def test_other_modules_group_by_module_and_unit_tests_go_anywhere():
