@@ -63,7 +63,7 @@ import requests.exceptions
 
 from docklab.checks import commands as cmd
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
-from docklab.checks.inside import ToolContainer
+from docklab.checks.inside import ToolContainer, exec_output
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
 
@@ -279,14 +279,13 @@ class _Setup:
         code, _ = self.probe(script, network_mode=f"container:{web.id}")
         return round(time.monotonic() - started, 2) if code == 0 else None
 
-    def in_client(self, command: str) -> str:
-        """``docker exec client sh -c command``: the client is the course's busybox, and its
-        /etc/resolv.conf points at the engine's DNS when it is on a user network."""
-        try:
-            result = self.containers["client"].exec_run(["sh", "-c", command])
-        except docker.errors.APIError as exc:
-            return f"the client is not running: {exc.explanation or exc}"
-        return result.output[-8192:].decode("utf-8", "replace")
+    def in_client(self, command: str) -> tuple[int | None, str]:
+        """``docker exec client sh -c command`` → (exit code, output), for a command that always
+        prints; (None, why) when the exec failed or said nothing, even when tried again. The
+        client is the course's busybox, and its /etc/resolv.conf points at the engine's DNS when
+        it is on a user network."""
+        code, output = exec_output(self.containers["client"], ["sh", "-c", command])
+        return code, output[-8192:]
 
     def probe(self, command: str, **where) -> tuple[int | None, str]:
         """Run a busybox probe (``sh -c command``) where told, bounded → (exit code, output)."""
@@ -327,7 +326,9 @@ def _verdict_reach(setup: _Setup, name: str, parsed: dict) -> Verdict:
         return failed(f"The client is not running (it exited with status {code}): busybox with "
                       "no command runs sh, which ends at once without a terminal. Give it a "
                       "command that keeps it running: docker run -d ... busybox sleep infinity.")
-    output = setup.in_client(_fetch(f"http://{name}/"))
+    code, output = setup.in_client(_fetch(f"http://{name}/"))
+    if code is None:
+        return unjudged(f"http://{name}/ could not be fetched from the client: {output}")
     if _nginx(output):
         return passed(f"the client fetched nginx's page from http://{name}/.")
     web, client = parsed["web"], parsed["client"]

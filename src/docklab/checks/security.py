@@ -85,7 +85,7 @@ from docklab.checks import commands as cmd
 from docklab.checks.answer import PLACEHOLDER
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.feedback import BuildLab, build_failed
-from docklab.checks.inside import ToolContainer
+from docklab.checks.inside import ToolContainer, exec_output
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
 
@@ -285,15 +285,6 @@ def _status(text: str) -> dict[str, str]:
     return fields
 
 
-def _exec(container, command: list[str], user: str = "") -> tuple[int | None, str]:
-    try:
-        code, output = container.exec_run(command, stdout=True, stderr=True, demux=False,
-                                          user=user)
-    except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-        return None, str(exc)
-    return code, (output or b"")[:64 * 1024].decode("utf-8", "replace")
-
-
 def _logs(container) -> str:
     try:
         return container.logs(tail=20).decode("utf-8", "replace")[-2000:]
@@ -416,16 +407,18 @@ def _look(sandbox: Sandbox, container, network: str, seen: dict) -> None:
     seen["config"] = container.attrs.get("Config") or {}
     seen["logs"] = _logs(container)
     if seen["state"].get("Running"):
-        code, text = _read(container, "/proc/1/status")
+        code, text = exec_output(container, ["cat", "/proc/1/status"])
         seen["status"] = _status(text) if code == 0 else {}
         if code != 0:
             seen["exec_error"] = _exec_error(code, text)
         # As root of the container: a non-root user cannot write to / even when it is writable.
         probe = f"/.docklab-probe-{int(time.time())}"
-        code, text = _exec(container, ["sh", "-c", f"echo x > {probe} && rm -f {probe}"],
-                           user="0")
+        # It always prints (written, or why not), so that a reply with no output is retried.
+        code, text = exec_output(container, ["sh", "-c", (
+            f"why=$( (echo x > {probe}) 2>&1 ) && rm -f {probe} && echo written "
+            '|| echo "refused: $why"')], user="0")
         seen["root_write"] = (code, text.strip())
-        code, text = _read(container, "/proc/mounts")
+        code, text = exec_output(container, ["cat", "/proc/mounts"])
         seen["mounts"] = text if code == 0 else None
         if code != 0:
             seen["exec_error"] = _exec_error(code, text)
@@ -433,22 +426,6 @@ def _look(sandbox: Sandbox, container, network: str, seen: dict) -> None:
 
 def _exec_error(code: int | None, text: str) -> str:
     return text[-300:] if code is None else f"exit status {code}: {text[-300:]}"
-
-
-def _read(container, path: str) -> tuple[int | None, str]:
-    """``docker exec SERVICE cat PATH``, once more if it fails or says nothing: on a loaded host
-    a round trip found no /proc/1/status, or no /proc/mounts, of a service that had just answered
-    twice, and Engine 20.10 once returned exit 0 with no output (its exec output is attached in a
-    race); one failed exec is not the learner's doing, and a file of /proc is never empty."""
-    code, text = _exec(container, ["cat", path])
-    for _ in range(2):
-        if code == 0 and text.strip():
-            break
-        time.sleep(0.5)
-        code, text = _exec(container, ["cat", path])
-    if code == 0 and not text.strip():
-        return None, "docker exec gave no output"
-    return code, text
 
 
 # -- the verdicts -------------------------------------------------------------------------------
@@ -493,9 +470,12 @@ def _verdict_read_only(seen: dict) -> Verdict:
         return failed("The root filesystem is writable (HostConfig.ReadonlyRootfs is false): "
                       "anyone who takes over the service can change its code and tools. Add "
                       "--read-only to the docker run line in run.sh.")
-    if code == 0:
+    if code is None:
+        return unjudged(f"ReadonlyRootfs is true; writing to / could not be tried: {text}.")
+    if text == "written":
         return failed("ReadonlyRootfs is set, yet a write to / succeeded inside the container.")
-    return passed(f"ReadonlyRootfs is true and writing to / fails ({text or 'refused'}).")
+    why = text.removeprefix("refused:").strip()
+    return passed(f"ReadonlyRootfs is true and writing to / fails ({why or 'refused'}).")
 
 
 def _is_tmpfs(mounts: str, path: str) -> bool:
