@@ -24,10 +24,9 @@ _NODE = re.compile(r"^tests/(?P<tier>\w+)/(?P<module>\w+)\.py::[^\[]*(?:\[(?P<pa
 
 #: Tests that compare the whole engine before and after (every container, image, volume and
 #: network) and so must not share it with other tests: `make test` runs them after the rest, in
-#: one process. By tier, or by module. (The labs' tests and the sealed judge's bounds,
-#: tests/grading/test_sealed_bounds.py, look only at what their own learner or grading run made,
-#: and run beside the rest.) Doctor's tests want every course port free.
-SERIAL = {"test_sealed", "test_lesson", "test_doctor"}
+#: one process. By tier, or by module. (The labs' tests look only at what their own learner or
+#: grading run made, and run beside the rest.) Doctor's tests want every course port free.
+SERIAL = {"grading", "test_lesson", "test_doctor"}
 
 #: What makes the engine it runs on a swarm and leaves it again: 11-orchestration and the
 #: orchestration lab's notebook. Leaving a swarm drops the engine's DNS records of every container
