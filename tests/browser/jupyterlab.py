@@ -287,7 +287,6 @@ class Snapshots:
         _SCREENSHOTS_TAKEN.update(self.taken)
 
 
-
 def run_shipped_in_browser(browser, jupyterlab, path: Path, screenshots: Path) -> None:
     """Run ``path`` as shipped in JupyterLab and check what a learner would see: every cell ran
     with no error output, each view rendered, each self-check said "Not yet", the cleanup cell
