@@ -193,7 +193,7 @@ def test_the_pods_engine_starts_with_the_course_images_and_only_the_pod_reaches_
             assert learner.wait(timeout=120)["StatusCode"] == 0, learner.logs().decode()
             output = learner.logs().decode()
         finally:
-            learner.remove(force=True)
+            learner.remove(force=True, v=True)
         for image in IMAGES:
             reference = image if ":" in image else f"{image}:latest"
             assert reference in output.splitlines()

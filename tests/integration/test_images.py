@@ -197,6 +197,27 @@ def test_dind_runs_an_engine_with_containers_inside(client, start):
         volume.remove(force=True)
 
 
+def test_asking_whether_the_engine_takes_cap_drop_leaves_no_volume(client, prepared, monkeypatch):
+    """docker:dind declares VOLUME /var/lib/docker, so the probe container (created, never
+    started) gets an anonymous volume at once: it must go with the probe (docker rm -v)."""
+    from docklab.images import catalogue
+
+    monkeypatch.setattr(catalogue, "_takes_cap_drop", {})  # ask this engine afresh
+    volumes, remove = [], client.api.remove_container
+
+    def look_then_remove(container, **kwargs):
+        volumes.extend(mount["Name"] for mount in client.api.inspect_container(container)["Mounts"]
+                       if mount["Type"] == "volume")
+        return remove(container, **kwargs)
+
+    monkeypatch.setattr(client.api, "remove_container", look_then_remove)
+    catalogue.engine_takes_cap_drop(client)
+    assert volumes, "the probe had no anonymous volume: this test would check nothing"
+    for name in volumes:
+        with pytest.raises(docker.errors.NotFound):
+            client.volumes.get(name)
+
+
 def test_a_second_prepare_rebuilds_nothing(client, prepared):
     started = time.monotonic()
     again = prepare(client, progress=False)

@@ -111,8 +111,8 @@ class _Api:
                 'not available in the current environment: "CAP_SYS_RESOURCE"')
         return {"Id": f"probe-{len(self.created)}"}
 
-    def remove_container(self, container_id, force):
-        self.removed.append(container_id)
+    def remove_container(self, container_id, force, v=False):
+        self.removed.append((container_id, v))
 
 
 def _client(engine_id: str, refuse: bool):
@@ -123,7 +123,8 @@ def _client(engine_id: str, refuse: bool):
 def test_cap_drop_is_asked_only_of_engines_that_take_it():
     old, new = _client("engine-20", refuse=False), _client("engine-28", refuse=True)
     assert catalogue.engine_takes_cap_drop(old) is True
-    assert old.api.removed == ["probe-1"]  # the probe is removed, never started
+    # the probe is removed, never started, with its image's anonymous volume (docker rm -v)
+    assert old.api.removed == [("probe-1", True)]
     assert old.api.created[0] == {"cap_add": ["ALL"], "cap_drop": ["SYS_RESOURCE"]}
     assert catalogue.engine_takes_cap_drop(new) is False
     assert "cap_drop" in catalogue.dind_run_options("v", old)

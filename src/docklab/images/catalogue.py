@@ -118,7 +118,7 @@ def engine_takes_cap_drop(client, capability: str = "SYS_RESOURCE",
                 raise
             _takes_cap_drop[key] = False
         else:
-            client.api.remove_container(created["Id"], force=True)
+            client.api.remove_container(created["Id"], force=True, v=True)  # and its anonymous volume
             _takes_cap_drop[key] = True
     return _takes_cap_drop[key]
 
