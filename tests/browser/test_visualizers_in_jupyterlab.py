@@ -22,13 +22,13 @@ temporary folder (shooting while the cells run costs the two cores time the run 
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from docklab.engine import connect
-from docklab.labels import find_labelled
 from tests.browser.jupyterlab import (
     chromium,
     run_shipped_in_browser,
@@ -36,7 +36,7 @@ from tests.browser.jupyterlab import (
     serve_jupyterlab,
 )
 from tests.conftest import SWARMS_THE_HOST
-from tests.notebooks.course import IN_BROWSER, visualizers_in
+from tests.notebooks.course import IN_BROWSER, engine_leftovers, visualizers_in
 
 pytestmark = pytest.mark.engine
 
@@ -91,8 +91,8 @@ def test_the_course_opens_with_no_news_or_update_prompt(jupyterlab):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_lesson_notebook_renders_its_visualizers(path: Path, jupyterlab, browser, screenshots,
-                                                 learner):
+def test_lesson_notebook_renders_its_visualizers(path: Path, jupyterlab, browser, screenshots):
+    started = time.time()
     run_shipped_in_browser(browser, jupyterlab, path, screenshots)
-    left = find_labelled(connect(), lesson=path.stem, learner=learner)
-    assert not any(left.values()), f"{path.name} left these behind: {left}"
+    left = engine_leftovers(connect(), path.stem, since=started)
+    assert not left, f"{path.name} left these behind: {left}"

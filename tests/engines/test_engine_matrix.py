@@ -20,11 +20,11 @@ to stay quick). One engine's runs go to one test worker, one after another (test
 from __future__ import annotations
 
 import contextlib
+import time
 from pathlib import Path
 
 import pytest
 
-from docklab.labels import find_labelled
 from tests.browser.jupyterlab import (
     chromium,
     run_shipped_in_browser,
@@ -41,6 +41,7 @@ from tests.notebooks.course import (
     NOTEBOOKS,
     SOLUTIONS,
     WELL_DONE,
+    engine_leftovers,
     execute,
     expect_verdicts,
 )
@@ -97,10 +98,11 @@ def test_notebook_in_browser_on_engine(started_engines, name: str, path: Path, t
     env = {"DOCKER_HOST": engine.docker_host, "DOCKLAB_LEARNER": f"{OWNER}-{name}"}
     with (serve_jupyterlab(tmp_path_factory.mktemp("jupyterlab"), [path], env) as jupyterlab,
           chromium() as browser):
+        started = time.time()
         run_shipped_in_browser(browser, jupyterlab, path, screenshot_folder(tmp_path_factory))
     with contextlib.closing(engine.client()) as client:
-        left = find_labelled(client, lesson=path.stem)
-    assert not any(left.values()), f"{path.name} left these behind on engine {name}: {left}"
+        left = engine_leftovers(client, path.stem, since=started)
+    assert not left, f"{path.name} left these behind on engine {name}: {left}"
 
 
 @pytest.mark.parametrize(("name", "lab", "edition"), [

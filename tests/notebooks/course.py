@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import docker
@@ -27,6 +28,7 @@ from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from docklab import labels as L
 from docklab.engine import connect
 from docklab.labels import find_labelled
 
@@ -296,6 +298,7 @@ def execute(path: Path, solutions: dict[str, str], attempt: str, *,
     keeps its error as output (an untouched lab's graded cells fail: tests/labs/test_lab_notebooks.py).
     """
     nb = prepared(path, solutions)
+    started = time.time()
     env = None
     if docker_host or learner:
         env = dict(os.environ)
@@ -324,20 +327,63 @@ def execute(path: Path, solutions: dict[str, str], attempt: str, *,
         if any(left.values()):
             raise NotebookFailed(f"{path.name} ({attempt}): the cleanup cell left these behind: "
                                  f"{left}")
-    if docker_host is None:
-        engine_left = find_labelled(connect(), lesson=path.stem)
-    else:
-        engine = docker.DockerClient(base_url=docker_host, version="auto")
-        try:
-            engine_left = find_labelled(engine, lesson=path.stem)
-        finally:
+    engine = docker.DockerClient(base_url=docker_host, version="auto") if docker_host else connect()
+    try:
+        left_on_engine = engine_leftovers(engine, path.stem, since=started)
+    finally:
+        if docker_host:
             engine.close()
-    if any(engine_left.values()):
-        raise NotebookFailed(
-            f"{path.name} ({attempt}) left labelled resources on the engine: "
-            + ", ".join(f"{kind}: {[getattr(r, 'name', None) or r.id for r in found]}"
-                        for kind, found in engine_left.items() if found))
+    if left_on_engine:
+        raise NotebookFailed(f"{path.name} ({attempt}) left on the engine: {left_on_engine}")
     return nb
+
+
+_ANONYMOUS = re.compile(r"[0-9a-f]{64}")
+
+
+def anonymous_volumes_left(engine, lesson: str, since: float) -> list[str]:
+    """The anonymous volumes that ``lesson``'s containers mounted since ``since`` (time.time())
+    and that are still on the engine, as "container:/path (volume id)".
+
+    A container removed without -v (`docker rm` without -v, `docker compose down` or `rm`
+    without -v) leaves the anonymous volume its image's VOLUME made (redis's /data), which
+    carries no label: the course's cleanup cannot find it, so each run would leave one more. The
+    engine's events say which container mounted which volume.
+    """
+    ours, mounted = {}, {}
+    events = engine.events(since=int(since), until=int(time.time()) + 1, decode=True,
+                           filters={"type": ["container", "volume"]})
+    for event in events:
+        actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
+        if event.get("Action") == "create" and attributes.get(L.LESSON) == lesson:
+            ours[actor.get("ID")] = attributes.get("name")
+        elif (event.get("Type") == "volume" and event.get("Action") == "mount"
+              and _ANONYMOUS.fullmatch(actor.get("ID") or "")):
+            mounted.setdefault(actor["ID"], []).append(
+                (attributes.get("container"), attributes.get("destination")))
+    left = []
+    for volume, users in mounted.items():
+        names = sorted({f"{ours[c]}:{where}" for c, where in users if c in ours})
+        if not names:
+            continue
+        try:
+            engine.volumes.get(volume)
+        except docker.errors.NotFound:
+            continue
+        left.append(f"{', '.join(names)} ({volume[:12]})")
+    return left
+
+
+def engine_leftovers(engine, lesson: str, since: float) -> dict[str, list[str]]:
+    """What a run of ``lesson`` that began at ``since`` left on the engine: anything labelled
+    with the lesson, and the anonymous volumes of its containers (kind → names); {} if nothing."""
+    left = {kind: [getattr(r, "name", None) or r.id for r in found]
+            for kind, found in find_labelled(engine, lesson=lesson).items() if found}
+    anonymous = anonymous_volumes_left(engine, lesson, since)
+    if anonymous:
+        left["anonymous volumes"] = anonymous
+    return left
 
 
 def expect_verdicts(nb, path: Path, attempt: str, expected: str) -> None:
