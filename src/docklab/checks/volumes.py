@@ -66,7 +66,7 @@ from docker.types import Mount
 
 from docklab.checks import commands as cmd
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
-from docklab.checks.inside import ToolContainer
+from docklab.checks.inside import ToolContainer, exec_output
 from docklab.checks.sandbox import Sandbox
 from docklab.errors import ImageError
 
@@ -74,6 +74,8 @@ BASE_IMAGE = "busybox"
 APP_FILES = ("notes.sh", "app.Dockerfile")
 SCRIPT = "run.sh"
 IMAGE_NAMES = ("notes", "notes:latest")
+#: What the check's `notes.sh list` prints after the list, so that its output is never empty.
+_LISTED = "docklab: listed"
 DATA = "/data"
 NOTES = "/data/notes/notes.txt"
 READY = "ready:"
@@ -299,7 +301,7 @@ class Generation:
     ready: bool = False
     exit_code: int | None = None
     starts: int | None = None
-    notes: str = ""
+    notes: str | None = ""   # None: the list could not be read (docker exec said nothing)
     added: bool = False
     data_mount: dict | None = None
     mounts: list = field(default_factory=list)
@@ -364,8 +366,11 @@ class Runner:
             if note is not None:
                 result = app.exec_run(["sh", "/app/notes.sh", "add", note])
                 seen.added = result.exit_code == 0
-            listed = app.exec_run(["sh", "/app/notes.sh", "list"])
-            seen.notes = listed.output[-16384:].decode("utf-8", "replace")
+            # An empty list is an answer too, so the command always says it has run: an exec
+            # that comes back with no output at all (the engine's attach race) is then not taken
+            # for "no notes" (exec_output tries again; None: still nothing, not judged).
+            code, listed = exec_output(app, ["sh", "-c", f"sh /app/notes.sh list; echo {_LISTED}"])
+            seen.notes = None if code is None else listed.replace(_LISTED, "")[-16384:]
             app.stop(timeout=3)
         try:
             app.reload()
@@ -458,6 +463,8 @@ def _verdict_survives(note: str, first: Generation, second: Generation, spec: Ru
                           f"{tail}")
     if not first.added:
         return failed("The note could not be added in the first container.")
+    if second.notes is None:
+        return unjudged("docker exec of notes.sh list in the second container gave no output.")
     if note in second.notes:
         return passed("the note added in the first container is listed by the second one, "
                       "after the first was removed.")
