@@ -249,7 +249,10 @@ def run_all_cells(page, jupyterlab, name: str, on_progress=None, last_shot: int 
         state = page.evaluate(_STATE_JS) or {"prompts": [], "status": None}
         prompts = state["prompts"]
         busy = any("*" in p for p in prompts) or state["status"] == "busy"
-        started = started or busy or any(re.search(r"\d", p) for p in prompts)
+        # Started once a cell is queued ([*]) or has run ([1]): the kernel alone saying "busy"
+        # (it does, for its own start-up messages) once let a run that never began pass for a
+        # finished one, every cell unrun (04-networking, a clean-clone run).
+        started = started or any("*" in p or re.search(r"\d", p) for p in prompts)
         if on_progress and started and len(prompts) > -last_shot and not re.fullmatch(
                 r"\[\d+\]:", prompts[last_shot]):
             on_progress()
