@@ -334,7 +334,16 @@ def _data_survives(project: _Project, found: dict) -> bool | None:
     project.run("down", "-t", "2", timeout=60)
     project.run("up", "-d", "--no-build", "--pull", "never", timeout=90)
     again = _wait_running(project)
-    return again.get("db") is not None and _redis(again["db"], "get", "docklab-check") == value
+    if again.get("db") is None:
+        return False
+    # Asked again when the answer is empty: a value that is gone reads empty each time, while an
+    # exec whose output the engine lost (its attach race) reads empty once.
+    for attempt in range(3):
+        if attempt:
+            time.sleep(0.5)
+        if _redis(again["db"], "get", "docklab-check") == value:
+            return True
+    return False
 
 
 def _environments(found: dict) -> dict[str, list[str]]:
