@@ -633,7 +633,19 @@ class Sandbox:
     # -- bounded run ----------------------------------------------------------------------------
 
     def run(self, image_id: str, command: list[str] | None = None) -> RunResult:
-        """``docker run --rm`` of the image with ``command`` as arguments, bounded."""
+        """``docker run --rm`` of the image with ``command`` as arguments, bounded.
+
+        A run that ends well having printed nothing at all is run once more: on a loaded host
+        the engine has been seen to lose the whole output of a quick container (a right
+        multi-stage answer's greeting came back as ''), as it loses an exec's. A program that
+        really prints nothing prints nothing twice, for the cost of one more short run.
+        """
+        result = self._run_once(image_id, command)
+        if result.ok and not result.output:
+            result = self._run_once(image_id, command)
+        return result
+
+    def _run_once(self, image_id: str, command: list[str] | None) -> RunResult:
         result = RunResult()
         started = time.monotonic()
         try:
