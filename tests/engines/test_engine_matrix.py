@@ -20,6 +20,7 @@ to stay quick). One engine's runs go to one test worker, one after another (test
 from __future__ import annotations
 
 import contextlib
+import shutil
 import time
 from pathlib import Path
 
@@ -79,12 +80,18 @@ def _runs() -> list:
 
 
 @pytest.mark.parametrize(("name", "path", "variant"), _runs())
-def test_notebook_on_engine(started_engines, name: str, path: Path, variant: str):
+def test_notebook_on_engine(started_engines, name: str, path: Path, variant: str,
+                            tmp_path: Path):
     engine = started_engines(name)
     solutions, expected = VARIANTS[variant]
     attempt = f"{variant} on engine {name}"
+    # A folder of its own: the engines' workers run the same notebook at once, and a lesson
+    # writes files beside itself (06-security's build-secret/), which another run's cleanup
+    # removed mid-build.
+    folder = tmp_path / "notebooks"
+    shutil.copytree(path.parent, folder, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     nb = execute(path, solutions(path.stem), attempt, docker_host=engine.docker_host,
-                 learner=f"{OWNER}-{name}")
+                 learner=f"{OWNER}-{name}", cwd=folder)
     expect_verdicts(nb, path, attempt, expected)
 
 
