@@ -224,7 +224,7 @@ def run_all_cells(page, jupyterlab, name: str, on_progress=None, last_shot: int 
               f"?token={jupyterlab['token']}")
     _wait_for_idle_kernel(page, jupyterlab, name)
     deadline = time.monotonic() + RUN_TIMEOUT
-    started, clicked, quiet_since, reconnects = False, 0.0, None, 0
+    started, clicked, quiet_since, reconnects, reruns = False, 0.0, None, 0, 0
     while time.monotonic() < deadline:
         if not started and time.monotonic() - clicked > 30:
             # Run ▸ Run All Cells (again, if a kernel that was still connecting swallowed it)
@@ -260,7 +260,16 @@ def run_all_cells(page, jupyterlab, name: str, on_progress=None, last_shot: int 
             # Done, or stopped at a failing cell (Run All skips the rest): quiet for 3 s either way
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since > 3:
-                return [i for i, p in enumerate(prompts) if not re.fullmatch(r"\[\d+\]:", p)]
+                not_run = [i for i, p in enumerate(prompts) if not re.fullmatch(r"\[\d+\]:", p)]
+                if not_run and not page.evaluate(_ERRORS_JS) and reruns == 0:
+                    # Run All stops early only at a cell that raised, which shows its error. With
+                    # no error shown, JupyterLab dropped the queued cells: seen once, when it
+                    # replaced the notebook's kernel just as the page opened (04-networking ran
+                    # its first cell only). Run All once more; a lesson's setup cell may run twice.
+                    reruns += 1
+                    started, clicked, quiet_since = False, 0.0, None
+                    continue
+                return not_run
         else:
             quiet_since = None
         time.sleep(0.5)
