@@ -31,6 +31,7 @@ from nbclient.exceptions import CellExecutionError
 from docklab import labels as L
 from docklab.engine import connect
 from docklab.labels import find_labelled
+from docklab.widgets.volumes import is_anonymous
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -338,9 +339,6 @@ def execute(path: Path, solutions: dict[str, str], attempt: str, *,
     return nb
 
 
-_ANONYMOUS = re.compile(r"[0-9a-f]{64}")
-
-
 def anonymous_volumes_left(engine, lesson: str, since: float) -> list[str]:
     """The anonymous volumes that ``lesson``'s containers mounted since ``since`` (time.time())
     and that are still on the engine, as "container:/path (volume id)".
@@ -359,7 +357,7 @@ def anonymous_volumes_left(engine, lesson: str, since: float) -> list[str]:
         if event.get("Action") == "create" and attributes.get(L.LESSON) == lesson:
             ours[actor.get("ID")] = attributes.get("name")
         elif (event.get("Type") == "volume" and event.get("Action") == "mount"
-              and _ANONYMOUS.fullmatch(actor.get("ID") or "")):
+              and is_anonymous(actor.get("ID") or "")):
             mounted.setdefault(actor["ID"], []).append(
                 (attributes.get("container"), attributes.get("destination")))
     left = []
