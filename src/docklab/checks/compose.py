@@ -336,14 +336,10 @@ def _data_survives(project: _Project, found: dict) -> bool | None:
     again = _wait_running(project)
     if again.get("db") is None:
         return False
-    # Asked again when the answer is empty: a value that is gone reads empty each time, while an
-    # exec whose output the engine lost (its attach race) reads empty once.
-    for attempt in range(3):
-        if attempt:
-            time.sleep(0.5)
-        if _redis(again["db"], "get", "docklab-check") == value:
-            return True
-    return False
+    # inside.exec_output asks again when the answer is empty: a value that is gone reads empty each
+    # time, while an exec whose output the engine lost (its attach race) reads empty once.
+    code, text = inside.exec_output(again["db"], ["redis-cli", "get", "docklab-check"])
+    return code == 0 and text.strip() == value
 
 
 def _environments(found: dict) -> dict[str, list[str]]:
