@@ -164,6 +164,10 @@ _ERRORS_JS = """() => {
 }"""
 
 
+#: The open notebook's cells are on the page.
+_NOTEBOOK_SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell"
+
+
 def _dialog_text(page) -> str | None:
     return page.evaluate("() => { const d = document.querySelector('dialog.jp-Dialog');"
                          " return d ? d.innerText : null; }")
@@ -180,12 +184,12 @@ def _wait_for_idle_kernel(page, jupyterlab, name: str, timeout: float = 300,
     """Wait until the open notebook's kernel says it is idle.
 
     On a busy machine the page has been seen waiting 300 s for a kernel (CI, stop 19): once,
-    after ``reload_after`` seconds, the page is reloaded (it reconnects to the same session). If
-    the kernel is still not idle, fail with what would explain it: the kernel's status in the
-    page, any dialog JupyterLab shows, the server's sessions, and the end of the server's log.
+    after ``reload_after`` seconds or as soon as JupyterLab says it lost its server connection,
+    the page is reloaded (it reconnects to the same session). If the kernel is still not idle,
+    fail with what would explain it: the kernel's status in the page, any dialog JupyterLab
+    shows, the server's sessions, and the end of the server's log.
     """
-    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell",
-                           timeout=300_000)
+    page.wait_for_selector(_NOTEBOOK_SHOWN, timeout=300_000)
     start, reloaded, status = time.monotonic(), False, None
     while time.monotonic() - start < timeout:
         state = page.evaluate(_STATE_JS)
@@ -194,8 +198,7 @@ def _wait_for_idle_kernel(page, jupyterlab, name: str, timeout: float = 300,
             return
         if not reloaded and (time.monotonic() - start > reload_after or _connection_lost(page)):
             page.reload()
-            page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell",
-                                   timeout=300_000)
+            page.wait_for_selector(_NOTEBOOK_SHOWN, timeout=300_000)
             reloaded = True
         time.sleep(0.5)
     base, token = jupyterlab["url"], jupyterlab["token"]
@@ -208,6 +211,25 @@ def _wait_for_idle_kernel(page, jupyterlab, name: str, timeout: float = 300,
     pytest.fail(f"{name}: the kernel was not idle after {timeout:.0f} s (reloaded once): "
                 f"status {status!r}, dialog {_dialog_text(page)!r}\nsessions: {sessions}\n"
                 f"end of the JupyterLab log:\n{log}")
+
+
+def _click_run_all(page, name: str) -> bool:
+    """Run ▸ Run All Cells; False if JupyterLab has lost its server connection (its dialog
+    takes the click). Any other dialog, or a click that fails for another reason, fails."""
+    page.keyboard.press("Escape")
+    if _connection_lost(page):
+        return False
+    dialog = _dialog_text(page)
+    if dialog:  # it would take the click: say what JupyterLab asks instead
+        pytest.fail(f"{name}: JupyterLab shows a dialog: {dialog[:1000]}")
+    try:
+        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+        page.click(".lm-Menu-item[data-command='runmenu:run-all']")
+    except PlaywrightTimeout:
+        if _connection_lost(page):  # the dialog came up between the look and the click
+            return False
+        raise
+    return True
 
 
 def run_all_cells(page, jupyterlab, name: str, on_progress=None, last_shot: int = -2
@@ -228,19 +250,10 @@ def run_all_cells(page, jupyterlab, name: str, on_progress=None, last_shot: int 
     while time.monotonic() < deadline:
         if not started and time.monotonic() - clicked > 30:
             # Run ▸ Run All Cells (again, if a kernel that was still connecting swallowed it)
-            page.keyboard.press("Escape")
-            try:
-                dialog = _dialog_text(page)
-                if dialog:  # it would take the click: say what JupyterLab asks instead
-                    pytest.fail(f"{name}: JupyterLab shows a dialog: {dialog[:1000]}")
-                page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-                page.click(".lm-Menu-item[data-command='runmenu:run-all']")
-            except (pytest.fail.Exception, PlaywrightTimeout):
-                # Nothing has run yet: a lost connection is mended by reloading the page, twice
-                # at most; any other dialog, or a click that fails for another reason, is the
-                # test's failure.
-                if reconnects == 2 or not _connection_lost(page):
-                    raise
+            if not _click_run_all(page, name):
+                # Nothing has run yet: a lost connection is mended by reloading the page
+                if reconnects == 2:
+                    pytest.fail(f"{name}: JupyterLab lost its server connection three times")
                 reconnects += 1
                 page.reload()
                 _wait_for_idle_kernel(page, jupyterlab, name)
