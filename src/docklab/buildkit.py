@@ -136,6 +136,21 @@ def is_cancellation(error: str) -> bool:
     return error.strip().lower().endswith(("context canceled", "canceled"))
 
 
+#: What the engine says when its garbage collector removed a layer while an image was being
+#: unpacked onto it (a build's "exporting to image", a pull): a race of the containerd image store
+#: (moby/buildkit#6521, fixed upstream in moby/buildkit#6558, March 2026; Engine 28.5 still has
+#: it). The same command run again succeeds: nothing of the learner's is wrong.
+LOST_LAYER = re.compile(r"parent snapshot \S+ does not exist")
+LOST_LAYER_NOTE = ("\n↻ The engine lost a layer while it unpacked an image (a known race of the "
+                   "containerd image store, moby/buildkit#6521), not a mistake of yours. "
+                   "Running it once more.\n\n")
+
+
+def lost_a_layer(output: str) -> bool:
+    """Whether a failed command's output shows :data:`LOST_LAYER`'s race, worth one more try."""
+    return bool(LOST_LAYER.search(output))
+
+
 def buildkit_available() -> bool:
     """Can this machine's ``docker`` CLI build with BuildKit and report its graph as JSON?
     (buildx 0.15 or newer: ``--progress=rawjson``.)"""

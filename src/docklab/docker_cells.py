@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from docklab import labels as L
+from docklab.buildkit import LOST_LAYER_NOTE, lost_a_layer
 from docklab.errors import DocklabError
 
 #: Commands that create something and take ``--label``, with the kind their labels record.
@@ -343,22 +344,36 @@ def run_command(line: str, lesson, *, cwd: Path | None = None,
         return 0
     cwd = Path(cwd or os.getcwd())
     words, source = input_file(words)
-    stdin = subprocess.DEVNULL
+    path = None
     if source is not None:
         path = cwd / Path(source).expanduser()
         if not path.is_file():
             raise InputFileMissing(f"`< {source}`: there is no file {path}.",
                                    "Write it first, or give its full path.")
-        stdin = path.open("rb")
     env = dict(os.environ)
-    with labelled_command(cli, words, lesson, cwd, env) as argv, contextlib.ExitStack() as stack:
-        if source is not None:
-            stack.enter_context(stdin)
-        process = subprocess.Popen([cli, *argv], cwd=cwd, env=env, stdin=stdin,
+    with labelled_command(cli, words, lesson, cwd, env) as argv:
+        status, tail = _run_once([cli, *argv], cwd, env, path, write)
+        if status != 0 and lost_a_layer(tail):
+            # A build, pull or `compose up` the engine's own race stopped: run again (once).
+            write(LOST_LAYER_NOTE)
+            status, tail = _run_once([cli, *argv], cwd, env, path, write)
+    if status != 0:
+        hint = TERMINAL_HINT if NOT_A_TERMINAL in tail else ""
+        raise DockerCommandFailed(shlex.join(["docker", *words]), status, hint)
+    return status
+
+
+def _run_once(argv: list[str], cwd: Path, env: dict, stdin_file: Path | None,
+              write: Callable[[str], object]) -> tuple[int, str]:
+    """Run ``argv``, its output streamed to ``write``; its exit status and its output's end."""
+    with contextlib.ExitStack() as stack:
+        stdin = (stack.enter_context(stdin_file.open("rb")) if stdin_file is not None
+                 else subprocess.DEVNULL)
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdin,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             tail = _stream(process, write)
-            status = process.wait()
+            return process.wait(), tail
         except KeyboardInterrupt:
             # The learner pressed stop (e.g. on `logs -f`): end the command as Ctrl-C would.
             process.send_signal(signal.SIGINT)
@@ -367,10 +382,6 @@ def run_command(line: str, lesson, *, cwd: Path | None = None,
             except subprocess.TimeoutExpired:
                 process.kill()
             raise
-    if status != 0:
-        hint = TERMINAL_HINT if NOT_A_TERMINAL in tail else ""
-        raise DockerCommandFailed(shlex.join(["docker", *words]), status, hint)
-    return status
 
 
 def cell_commands(cell: str) -> list[str]:

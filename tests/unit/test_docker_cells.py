@@ -5,6 +5,7 @@ Compose file that labels a project, the one more file that labels a stack (read 
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,59 @@ def test_a_trailing_less_than_names_the_commands_input(line, words, source):
     import shlex
 
     assert D.input_file(shlex.split(line)) == (shlex.split(words), source)
+
+
+# -- the containerd image store's lost-layer race: one more run -----------------------------------
+
+#: The end of what Engine 28.5 with the containerd image store printed in CI (08-building's
+#: rebuild): a race in the engine, not the learner's Dockerfile.
+LOST_LAYER = ('#10 ERROR: failed to prepare extraction snapshot "extract-591944420-w6cm sha256:0176'
+              '27093e": parent snapshot sha256:3d867dd91e16 does not exist: not found')
+
+
+def fake_docker(folder: Path, failures: list[str]) -> Path:
+    """A ``docker`` that prints ``failures[n]`` and exits 1 on its n-th run, then succeeds; each
+    run's arguments are appended to ``runs``."""
+    script = folder / "docker"
+    script.write_text(f"""#!{sys.executable}
+import json, pathlib, sys
+here = pathlib.Path({str(folder)!r})
+runs = here / "runs"
+runs.write_text(runs.read_text() + json.dumps(sys.argv[1:]) + "\\n" if runs.exists()
+                else json.dumps(sys.argv[1:]) + "\\n")
+n = len(runs.read_text().splitlines()) - 1
+failures = {failures!r}
+if n < len(failures):
+    print(failures[n]); sys.exit(1)
+print("built")
+""")
+    script.chmod(0o755)
+    return script
+
+
+class _Lesson:
+    id = LESSON
+
+
+def test_a_command_the_engine_lost_a_layer_under_runs_once_more(tmp_path, monkeypatch):
+    fake_docker(tmp_path, [LOST_LAYER])
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    out: list[str] = []
+    assert D.run_command("build -t hello-bk hello-bk", _Lesson(), cwd=tmp_path,
+                         write=out.append) == 0
+    runs = (tmp_path / "runs").read_text().splitlines()
+    assert len(runs) == 2 and runs[0] == runs[1]  # the same labelled command again
+    text = "".join(out)
+    assert "moby/buildkit#6521" in text and text.rstrip().endswith("built")
+
+
+@pytest.mark.parametrize("failures", [
+    ["ERROR: failed to solve: process \"/bin/sh -c exit 3\" did not complete: exit code: 3"],
+    [LOST_LAYER, LOST_LAYER],  # once more only: the second failure is the learner's to see
+])
+def test_other_failures_and_a_second_lost_layer_stop_the_cell(tmp_path, monkeypatch, failures):
+    fake_docker(tmp_path, failures)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with pytest.raises(D.DockerCommandFailed):
+        D.run_command("build -t app .", _Lesson(), cwd=tmp_path, write=lambda text: None)
+    assert len((tmp_path / "runs").read_text().splitlines()) == len(failures)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from docklab.widgets.build import BuildKitModel, BuildModel, buildx_command
+from docklab.widgets.build import BuildKitModel, BuildModel, BuildView, buildx_command
 from docklab.widgets.compose import compare, desired_state, interpolate, project_name
 from docklab.widgets.inside_outside import parse_ip_addr, parse_limits, parse_mounts, parse_ps
 from docklab.widgets.layers import history_entries, shared_prefix
 from docklab.widgets.networks import parse_probe, probe_script
 from docklab.widgets.swarm import quorum
 from docklab.widgets.volumes import container_mounts, is_anonymous
+from tests.unit._widget_fakes import FakeClient
 
 # --- inside vs outside -------------------------------------------------------------------------
 
@@ -248,3 +252,44 @@ def test_quorum_arithmetic():
     assert quorum(5, 3) == {"managers": 5, "reachable": 3, "quorum": 3, "tolerates": 2,
                             "has_quorum": True}
     assert quorum(4, 2)["tolerates"] == 1 and not quorum(4, 2)["has_quorum"]
+
+
+# --- the build view and the containerd image store's lost-layer race ------------------------------
+
+_LOST = ('failed to prepare extraction snapshot "extract-1 sha256:0176": parent snapshot '
+         'sha256:3d86 does not exist: not found')
+
+
+@pytest.mark.parametrize(("errors", "built"), [([_LOST], True), ([_LOST, _LOST], False),
+                                               (["exit code: 3"], False)])
+def test_the_buildkit_view_builds_once_more_only_when_the_engine_lost_a_layer(
+        tmp_path, monkeypatch, errors, built):
+    """A ``docker`` that reports ``errors[n]`` as the export's error on its n-th build, then builds:
+    the view starts over once for the engine's race, never for the learner's own failure."""
+    script = tmp_path / "docker"
+    script.write_text(f"""#!{sys.executable}
+import json, pathlib, sys
+runs = pathlib.Path({str(tmp_path / "runs")!r})
+n = len(runs.read_text().splitlines()) if runs.exists() else 0
+runs.write_text((runs.read_text() if runs.exists() else "") + sys.stdin.read().strip() + "\\n")
+errors = {errors!r}
+vertex = {{"digest": "sha256:e", "name": "exporting to image", "started": "t", "completed": "t"}}
+if n < len(errors):
+    print(json.dumps({{"vertexes": [dict(vertex, error=errors[n])]}}), file=sys.stderr)
+    sys.exit(1)
+print(json.dumps({{"vertexes": [vertex]}}), file=sys.stderr)
+iid = sys.argv[sys.argv.index("--iidfile") + 1]
+pathlib.Path(iid).write_text("sha256:built")
+""")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    view = BuildView(FakeClient(), builder="buildkit")
+    try:
+        view.build(fileobj=io.BytesIO(b"FROM scratch\n"), tag="app")
+        assert view.wait(30) == ("sha256:built" if built else "")
+        runs = (tmp_path / "runs").read_text().splitlines()
+        retried = errors[0] == _LOST
+        assert runs == ["FROM scratch"] * (2 if retried else 1)  # the Dockerfile sent again
+        assert bool(view.build_state["error"]) is not built
+    finally:
+        view.close()

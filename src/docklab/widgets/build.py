@@ -35,7 +35,7 @@ import docker
 import ipywidgets as w
 import traitlets as t
 
-from docklab.buildkit import BuildKitModel, buildkit_available, buildx_command
+from docklab.buildkit import BuildKitModel, buildkit_available, buildx_command, lost_a_layer
 from docklab.widgets._base import COLORS, ENGINE_ERRORS, EngineView, badge, esc, table
 
 __all__ = ["BuildKitModel", "BuildModel", "BuildView", "buildkit_available"]
@@ -231,6 +231,20 @@ class BuildView(EngineView):
             self._done.set()
 
     def _run_buildkit(self, kwargs: dict) -> None:
+        try:
+            self._buildkit_once(kwargs)
+            if self.model.error and lost_a_layer(self.model.error) and not self._closed:
+                # The engine's own race, not the learner's Dockerfile: the view starts over.
+                fileobj = kwargs.get("fileobj")
+                if fileobj is not None:
+                    fileobj.seek(0)
+                self.model = self._new_model()
+                self._publish()
+                self._buildkit_once(kwargs)
+        finally:
+            self._done.set()
+
+    def _buildkit_once(self, kwargs: dict) -> None:
         """``docker buildx build --progress=rawjson``: the CLI writes BuildKit's progress to
         stderr, one JSON object per line, and the image's ID to the ``--iidfile``."""
         fileobj = kwargs.get("fileobj")
@@ -244,7 +258,6 @@ class BuildView(EngineView):
             except (OSError, TypeError) as exc:
                 self.model.error, self.model.finished = str(exc), True
                 self._publish()
-                self._done.set()
                 return
             if fileobj is not None:
                 threading.Thread(target=_send, args=(process, fileobj), daemon=True).start()
@@ -276,7 +289,6 @@ class BuildView(EngineView):
                 if process.poll() is None:
                     process.kill()
                 process.stderr.close()
-                self._done.set()
 
     def wait(self, timeout: float | None = 600) -> str:
         """Block until the build is done; return the image id ("" if it failed)."""
