@@ -9,7 +9,9 @@ mounts, heredocs, ``--check``, stage skipping) is driven here by the real CLI, `
 - :func:`buildx_command` turns ``client.api.build``'s keyword arguments into the CLI's words;
 - :func:`buildkit_available` says whether this machine's CLI has a buildx that can do it;
 - :func:`isolated_cli_env` is the environment of a CLI that sees one engine and nothing of the
-  user's docker configuration (used by grading, :mod:`docklab.checks.sandbox`).
+  user's docker configuration (used by grading, :mod:`docklab.checks.sandbox`);
+- :func:`lost_a_layer` tells the containerd image store's lost-layer race (a failure of the
+  engine, worth one more run) from a build's own failure.
 
 The lessons' build view (:mod:`docklab.widgets.build`) and grading both use these.
 """
@@ -22,8 +24,8 @@ import re
 import shutil
 from pathlib import Path
 
-__all__ = ["BuildKitModel", "buildkit_available", "buildx_command", "buildx_plugin",
-           "is_cancellation", "isolated_cli_env"]
+__all__ = ["LOST_LAYER", "LOST_LAYER_NOTE", "BuildKitModel", "buildkit_available", "buildx_command",
+           "buildx_plugin", "is_cancellation", "isolated_cli_env", "lost_a_layer"]
 
 #: A Dockerfile step's vertex: "[2/3] RUN ...", "[build 2/5] RUN ..." in a named stage, and
 #: "[ 2/12] RUN ..." (BuildKit pads the number when a stage has ten steps or more).
