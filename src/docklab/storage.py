@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import docker
 
+from docklab.engine import exec_output
+
 #: ``docker info``'s DriverStatus entry that says the containerd image store is on.
 _SNAPSHOTTER = ("driver-type", "io.containerd.snapshotter.v1")
 
@@ -91,8 +93,9 @@ def overlay_dirs(container) -> OverlayDirs:
     if data.get("LowerDir") and data.get("UpperDir"):
         return OverlayDirs(graph.get("Name", ""), data["LowerDir"].split(":"), data["UpperDir"],
                            data.get("WorkDir", ""), data.get("MergedDir"), "GraphDriver")
-    result = container.exec_run(["grep", " / ", "/proc/mounts"])
-    options = parse_root_mount(result.output.decode(errors="replace"))
+    # exec_output asks again when an exec says nothing (the engine can lose an exec's output).
+    _, mounts = exec_output(container, ["grep", " / ", "/proc/mounts"])
+    options = parse_root_mount(mounts)
     if not options.get("upperdir"):
         raise ValueError(f"{container.name}'s root is not an overlay mount the engine shows: "
                          f"GraphDriver is {graph}")

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import docker.errors
 import pytest
+from docker.models.containers import ExecResult
 
 from docklab.doctor import MAINTAINED_MAJOR, end_of_life_warning
 from docklab.engines import CONTAINERD_STORE, _daemon_json_archive, engine_name
@@ -47,17 +48,20 @@ def test_the_root_overlay_mount_is_found_among_the_mounts():
 class _Container:
     name = "layered"
 
-    def __init__(self, graph, mounts=""):
+    def __init__(self, graph, mounts="", *, silent_execs=0):
         self.attrs = {"GraphDriver": graph}
         self._mounts = mounts
+        self._silent = silent_execs  # the first execs lose their output, as Engine 20.10's did
         self.execs = []
 
     def reload(self):
         pass
 
-    def exec_run(self, argv):
+    def exec_run(self, argv, **options):
         self.execs.append(argv)
-        return SimpleNamespace(exit_code=0, output=self._mounts.encode())
+        if len(self.execs) <= self._silent:
+            return ExecResult(0, b"")
+        return ExecResult(0, self._mounts.encode())
 
 
 def test_overlay_dirs_come_from_graphdriver_with_overlay2():
@@ -76,6 +80,14 @@ def test_overlay_dirs_come_from_the_containers_mount_with_the_containerd_store()
     assert dirs.source == "mount" and dirs.driver == "overlayfs"
     assert dirs.upper == f"{SNAPSHOTS}/23/fs" and dirs.work == f"{SNAPSHOTS}/23/work"
     assert len(dirs.lower) == 2 and dirs.merged is None
+
+
+def test_overlay_dirs_ask_again_when_an_exec_says_nothing():
+    container = _Container({"Name": "overlayfs", "Data": None}, MOUNTS_CONTAINERD, silent_execs=2)
+    assert overlay_dirs(container).upper == f"{SNAPSHOTS}/23/fs" and len(container.execs) == 3
+    silent = _Container({"Name": "overlayfs", "Data": None}, MOUNTS_CONTAINERD, silent_execs=3)
+    with pytest.raises(ValueError, match="not an overlay"):  # three times nothing: it says so
+        overlay_dirs(silent)
 
 
 def test_overlay_dirs_say_so_when_the_root_is_no_overlay():

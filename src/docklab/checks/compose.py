@@ -55,6 +55,7 @@ from docklab.checks.base import (
     unjudged,
 )
 from docklab.checks.sandbox import Sandbox
+from docklab.engine import exec_output
 from docklab.errors import ImageError
 
 FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -336,9 +337,9 @@ def _data_survives(project: _Project, found: dict) -> bool | None:
     again = _wait_running(project)
     if again.get("db") is None:
         return False
-    # inside.exec_output asks again when the answer is empty: a value that is gone reads empty each
+    # exec_output asks again when the answer is empty: a value that is gone reads empty each
     # time, while an exec whose output the engine lost (its attach race) reads empty once.
-    code, text = inside.exec_output(again["db"], ["redis-cli", "get", "docklab-check"])
+    code, text = exec_output(again["db"], ["redis-cli", "get", "docklab-check"])
     return code == 0 and text.strip() == value
 
 

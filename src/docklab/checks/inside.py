@@ -93,33 +93,6 @@ def tool_options(sandbox, *, environment: dict[str, str] | None = None,
     return options
 
 
-def exec_output(container, command: list[str], *, user: str = "", tries: int = 3
-                ) -> tuple[int | None, str]:
-    """``docker exec CONTAINER COMMAND`` → (exit code, stdout and stderr together), for a command
-    that always prints something; (None, why) when it could not be run, or said nothing each time.
-
-    Tried up to ``tries`` times while it fails or says nothing: on a loaded host Engine 20.10
-    returned an exec's exit code with no output at all (it attaches the output in a race; seen in
-    the security and networking round trips), and once failed to read /proc in a service that
-    had just answered. A failed exec is not the learner's doing."""
-    code, text = None, "docker exec gave no output"
-    for attempt in range(tries):
-        if attempt:
-            time.sleep(0.5)
-        try:
-            code, output = container.exec_run(command, stdout=True, stderr=True, demux=False,
-                                              user=user)
-        except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
-            code, text = None, str(getattr(exc, "explanation", None) or exc)
-            continue
-        text = (output or b"")[:64 * 1024].decode("utf-8", "replace")
-        if code == 0 and text.strip():
-            break
-    if code == 0 and not text.strip():
-        return None, "docker exec gave no output"
-    return code, text
-
-
 class ToolContainer:
     """A container of a course tool image on the judged engine (see above); programs run in it
     with ``docker exec``, each under a time bound.

@@ -63,8 +63,9 @@ import requests.exceptions
 
 from docklab.checks import commands as cmd
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
-from docklab.checks.inside import ToolContainer, exec_output
+from docklab.checks.inside import ToolContainer
 from docklab.checks.sandbox import Sandbox
+from docklab.engine import exec_output
 from docklab.errors import ImageError
 
 WEB_IMAGE = "nginx"

@@ -52,6 +52,7 @@ from docker.types.daemon import CancellableStream
 
 from docklab import labels as L
 from docklab.checks import buildkit_build
+from docklab.engine import exec_output
 
 MiB = 1024 * 1024
 _RUNNING_IN = re.compile(r"Running in ([0-9a-f]{12,64})")
@@ -432,9 +433,9 @@ class Sandbox:
                     labels=self.labels("container"), **self.container_limits(),
                     network_disabled=True)
                 self._helper_id = helper.id
-                line = helper.exec_run(["cat", "/proc/self/cgroup"]).output.decode()
-                path = next((row.split(":", 2)[2] for row in line.splitlines()
-                             if row.split(":")[1:2] == ["pids"]), "")
+                code, text = exec_output(helper, ["cat", "/proc/self/cgroup"])
+                path = next((row.split(":", 2)[2] for row in text.splitlines()
+                             if code == 0 and row.split(":")[1:2] == ["pids"]), "")
                 # exec runs in the container's cgroup; without cgroup namespaces this is the
                 # full path on the engine's host (/docker/<id> by default).
                 if path.rstrip("/").endswith(helper.id):

@@ -85,8 +85,9 @@ from docklab.checks import commands as cmd
 from docklab.checks.answer import PLACEHOLDER
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
 from docklab.checks.feedback import BuildLab, build_failed
-from docklab.checks.inside import ToolContainer, exec_output
+from docklab.checks.inside import ToolContainer
 from docklab.checks.sandbox import Sandbox
+from docklab.engine import exec_output
 from docklab.errors import ImageError
 
 BASE_IMAGE = "python:3.11-slim"

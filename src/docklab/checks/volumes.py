@@ -66,8 +66,9 @@ from docker.types import Mount
 
 from docklab.checks import commands as cmd
 from docklab.checks.base import Criterion, Lab, Verdict, failed, not_judged, passed, unjudged
-from docklab.checks.inside import ToolContainer, exec_output
+from docklab.checks.inside import ToolContainer
 from docklab.checks.sandbox import Sandbox
+from docklab.engine import exec_output
 from docklab.errors import ImageError
 
 BASE_IMAGE = "busybox"
