@@ -165,7 +165,8 @@ def _judge(dockerfile: str, **limits):
 def test_a_fork_bomb_stops_the_sandbox_at_its_pids_bound():
     started = time.monotonic()
     report = _judge('FROM debian:12\nRUN bash -c "f(){ f|f & }; f; sleep 100"\n')
-    assert report.details["stopped_at"] == "pids"
+    # (Once, in a clean clone's serial phase on Engine 26.1, no bound was hit: say what was seen.)
+    assert report.details.get("stopped_at") == "pids", (report.table(), report.details)
     assert report.score == 0 and "process limit" in report["builds"].feedback
     assert time.monotonic() - started < 60
 

@@ -88,7 +88,7 @@ def dind_docker_run_flags(client=None) -> str:
     return DIND_DOCKER_RUN_FLAGS
 
 
-_takes_cap_drop: dict[tuple[str, str], bool] = {}
+_takes_cap_drop: dict[tuple[str, str, str, str], bool] = {}
 
 
 def engine_takes_cap_drop(client, capability: str = "SYS_RESOURCE",
@@ -106,7 +106,7 @@ def engine_takes_cap_drop(client, capability: str = "SYS_RESOURCE",
 
     from docklab import labels as L
 
-    key = (client.api.base_url, client.info().get("ID", ""))
+    key = (client.api.base_url, client.info().get("ID", ""), capability, image)
     if key not in _takes_cap_drop:
         host_config = client.api.create_host_config(cap_add=["ALL"], cap_drop=[capability])
         try:
