@@ -233,7 +233,7 @@ class BuildView(EngineView):
     def _run_buildkit(self, kwargs: dict) -> None:
         try:
             self._buildkit_once(kwargs)
-            if self.model.error and lost_a_layer(self.model.error) and not self._closed:
+            if lost_a_layer(self.model.error) and not self._closed:
                 # The engine's own race, not the learner's Dockerfile: the view starts over.
                 fileobj = kwargs.get("fileobj")
                 if fileobj is not None:
