@@ -25,7 +25,7 @@ from docklab import labels
 from docklab.checks.answer import dockerfile_from_notebook
 from docklab.checks.sandbox import Limits
 from docklab.grading.judge import judge_cells
-from docklab.grading.sealed import SealedLimits
+from docklab.grading.sealed import SealedEngine, SealedLimits
 from tests.conftest import run_docklab
 from tests.labs.roundtrip import copy_course, round_trip, set_cell
 
@@ -169,6 +169,25 @@ def test_a_fork_bomb_stops_the_sandbox_at_its_pids_bound():
     assert report.details.get("stopped_at") == "pids", (report.table(), report.details)
     assert report.score == 0 and "process limit" in report["builds"].feedback
     assert time.monotonic() - started < 60
+
+
+def test_a_fork_bomb_between_two_looks_is_still_seen(monkeypatch):
+    # In CI a loaded host let a fork bomb rise and break the build (0.8 s) before the watchdog
+    # looked once; the process count was back down at the end. Here the watchdog's looks see
+    # nothing, and a burst of 400 processes (the bound is 200) is over in 3 s: only the
+    # kernel's count of refused forks can tell, and it must.
+    monkeypatch.setattr(SealedEngine, "_at_pids_limit", lambda self: False)
+    report = _judge("FROM debian:12\nRUN for i in $(seq 400); do sleep 3 & done; wait\n")
+    assert report.details.get("stopped_at") == "pids", (report.table(), report.details)
+
+
+def test_a_build_within_the_bounds_has_no_refused_fork(monkeypatch):
+    # The other side: a build that forks a few hundred processes one after another, below the
+    # bound, is not taken for a fork bomb.
+    monkeypatch.setattr(SealedEngine, "_at_pids_limit", lambda self: False)
+    report = _judge('FROM debian:12\nRUN for i in $(seq 300); do true & wait; done\n')
+    assert "stopped_at" not in report.details, (report.table(), report.details)
+    assert report["builds"].passed, report.table()
 
 
 def test_a_disk_filler_stops_at_the_sandbox_disk():

@@ -45,6 +45,7 @@ import requests.exceptions
 from docker.types import LogConfig
 
 from docklab import labels as L
+from docklab.engine import exec_output
 from docklab.errors import DocklabError, ImageError
 from docklab.grading.proxy import AllowListProxy, build_proxy_args
 
@@ -329,8 +330,10 @@ class SealedEngine:
                 return "stopped"
             # Still running, but its processes reached the pids bound: a fork bomb that broke
             # the build before the watchdog's third look (BuildKit's engine drops its client,
-            # then cancels the step, and the sandbox recovers).
-            if self._saw_pids_limit or self._at_pids_limit():
+            # then cancels the step, and the sandbox recovers). On a loaded host it can rise and
+            # fall between two looks (CI: the build failed in 0.8 s), so the kernel's own count
+            # of refused forks is asked too.
+            if self._saw_pids_limit or self._at_pids_limit() or self._forks_refused():
                 self._stop("pids")
                 return "pids"
         return ""
@@ -343,6 +346,24 @@ class SealedEngine:
             return None
         current = (stats.get("pids_stats") or {}).get("current") or 0
         return current >= self.limits.pids - 8
+
+    def _forks_refused(self) -> int:
+        """How many times the kernel refused the sandbox a new process at its pids bound.
+
+        It is the "max" row of the sandbox's ``pids.events``, read inside it (cgroup v1's pids
+        hierarchy, or v2's unified one). The rootless engine cannot give its containers cgroups
+        of their own on a cgroup v1 host, so a fork bomb in a build or a container forks in the
+        sandbox's cgroup and is counted there. 0 when it cannot be read.
+        """
+        read = "cat /sys/fs/cgroup/pids/pids.events 2>/dev/null || cat /sys/fs/cgroup/pids.events"
+        code, text = exec_output(self._container, ["sh", "-c", read])
+        if code != 0:
+            return 0
+        for row in text.splitlines():
+            name, _, count = row.partition(" ")
+            if name == "max" and count.strip().isdigit():
+                return int(count)
+        return 0
 
     def close(self) -> None:
         self._closing.set()
