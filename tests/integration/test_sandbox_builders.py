@@ -136,6 +136,23 @@ def test_a_flood_of_output_stops_at_the_log_cap(client, builder, clean):
     assert marker not in _processes(client)
 
 
+def test_the_next_check_builds_from_the_cache_under_the_same_limited_parent(client, clean):
+    # BuildKit keys a RUN step's cache on its --cgroup-parent too: with a parent made for each
+    # build, every check ran every step again (apt-get install in each mobysay check). The
+    # second sandbox borrows the first one's parent, so the step's output is the cached one.
+    dockerfile = (f"FROM debian:12\nRUN cat /proc/sys/kernel/random/uuid > /made "
+                  f"# {uuid.uuid4().hex}\n")
+    made = []
+    for _ in range(2):
+        with Sandbox(client, LESSON, Limits(), helper_image="debian:12",
+                     builder="buildkit") as sandbox:
+            result = sandbox.build(_context(dockerfile))
+            assert result.ok, result.error
+            made.append(client.containers.run(result.image_id, ["cat", "/made"], remove=True,
+                                              labels=L.labels_for(LESSON, kind="container")))
+    assert made[0] == made[1]
+
+
 def test_the_image_carries_the_labels_and_its_id(client, builder, clean):
     with Sandbox(client, LESSON, Limits(), helper_image="debian:12", builder=builder) as sandbox:
         result = sandbox.build(_context("FROM debian:12\nRUN echo built > /built\n"))

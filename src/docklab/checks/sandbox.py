@@ -15,7 +15,8 @@ A :class:`Sandbox` bounds each of those and always cleans up:
 - **memory, CPU, pids**: every container gets limits. On cgroup v1 engines with the cgroupfs
   driver, the build's step containers are also placed under a small limited "parent" container
   (``cgroupparent``, BuildKit's ``--cgroup-parent``), so the whole build shares one pids, memory
-  and CPU budget; elsewhere a legacy build is bounded by memory, CPU and time, a BuildKit one by
+  and CPU budget (the parent is kept and lent to the next build, :mod:`docklab.checks.build_bounds`,
+  as BuildKit's cache holds only under the same parent); elsewhere a legacy build is bounded by memory, CPU and time, a BuildKit one by
   time (``details["build_pids_bounded"]`` says which; a sealed engine bounds them as a whole);
 - **output**: a build that prints more than ``build_log_bytes`` is stopped; a container that
   prints more than ``output_bytes`` is killed; only that much is kept (and the json-file log
@@ -51,8 +52,7 @@ from docker.types import LogConfig
 from docker.types.daemon import CancellableStream
 
 from docklab import labels as L
-from docklab.checks import buildkit_build
-from docklab.engine import exec_output
+from docklab.checks import build_bounds, buildkit_build
 
 MiB = 1024 * 1024
 _RUNNING_IN = re.compile(r"Running in ([0-9a-f]{12,64})")
@@ -319,10 +319,8 @@ class Sandbox:
         self.details: dict = {"run_id": self.run_id}
         self._build_containers: set[str] = set()
         self._label_steps: list[str] = []
-        self._parent: str | None = None
+        self._parent: build_bounds.BoundParent | None = None
         self._parent_tried = False
-        self._helper_id: str | None = None
-        self._retiring: list[threading.Thread] = []
 
     def reference(self, name: str):
         """The course image ``name`` to judge against: by its recorded ID where there is one."""
@@ -357,8 +355,7 @@ class Sandbox:
             except (docker.errors.APIError, requests.exceptions.RequestException) as exc:
                 removed.errors.append(str(exc))
 
-        for worker in self._retiring:
-            worker.join(60)
+        self._retire_parent()
         if self.disposable:
             return removed
         for short_id in sorted(self._build_containers):
@@ -415,44 +412,36 @@ class Sandbox:
     def _cgroup_parent(self) -> str | None:
         """A limited parent cgroup for the build's containers, where the engine allows one.
 
-        A small container with the run's pids, memory and CPU limits is started, and the build
-        places its step containers below that container's cgroup: with cgroup v1 the limits are
-        hierarchical, so they bound the whole build (a fork bomb in a RUN stops at ``pids``).
+        A small container with the run's pids, memory and CPU limits is started (or one this
+        process started earlier is borrowed, :mod:`docklab.checks.build_bounds`: BuildKit's
+        cache of a RUN step holds only under the same parent), and the build places its step
+        containers below that container's cgroup: with cgroup v1 the limits are hierarchical, so
+        they bound the whole build (a fork bomb in a RUN stops at ``pids``).
         """
         if self._parent_tried:
-            return self._parent
+            return self._parent.path if self._parent else None
         self._parent_tried = True
         info = self.client.info()
         bounded = (info.get("CgroupDriver") == "cgroupfs" and str(info.get("CgroupVersion")) == "1"
                    and self.helper_image is not None)
         if bounded:
+            image = self.references.get(self.helper_image, self.helper_image)
+            key = (info.get("ID"), image, self.limits)
             try:
-                helper = self.client.containers.run(
-                    self.references.get(self.helper_image, self.helper_image),
-                    ["sleep", "infinity"], detach=True,
-                    labels=self.labels("container"), **self.container_limits(),
-                    network_disabled=True)
-                self._helper_id = helper.id
-                code, text = exec_output(helper, ["cat", "/proc/self/cgroup"])
-                path = next((row.split(":", 2)[2] for row in text.splitlines()
-                             if code == 0 and row.split(":")[1:2] == ["pids"]), "")
-                # exec runs in the container's cgroup; without cgroup namespaces this is the
-                # full path on the engine's host (/docker/<id> by default).
-                if path.rstrip("/").endswith(helper.id):
-                    self._parent = path
+                self._parent = build_bounds.borrow(
+                    self.client, key, self.limits.build_timeout,
+                    lambda: build_bounds.start_parent(self.client, key, image,
+                                                      self.container_limits()))
             except (docker.errors.APIError, docker.errors.ImageNotFound, IndexError):
                 self._parent = None
         self.details["build_pids_bounded"] = self._parent is not None
-        return self._parent
+        return self._parent.path if self._parent else None
 
     def _retire_parent(self) -> None:
-        """The limited parent is needed only while building: remove it in the background."""
-        helper_id, self._helper_id = self._helper_id, None
-        self._parent, self._parent_tried = None, False
-        if helper_id:
-            worker = threading.Thread(target=self.remove_container, args=(helper_id,), daemon=True)
-            worker.start()
-            self._retiring.append(worker)
+        """The limited parent is needed only while building: give it back for the next build."""
+        parent, self._parent, self._parent_tried = self._parent, None, False
+        if parent is not None:
+            build_bounds.give_back(parent)
 
     def container_limits(self) -> dict:
         """The bounds of every container a judge starts, as ``containers.run`` keywords
