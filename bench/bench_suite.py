@@ -12,12 +12,16 @@ alone. `.ci/run` adds a third, the engine matrix (`make test-engines`: tests/eng
 JUnit reports (``make test JUNIT=prefix``), by the folder the test lives in; in the first phase
 three workers run at once, so the sums there add up to more than the wall time.
 
+It also writes tests/group_seconds.json, each worker group's seconds in the shared phase, from
+which `make test` hands the longest groups out first (tests/conftest.py, ``longest_first``).
+
 Run: .venv/bin/python bench/bench_suite.py [--clean] [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -34,6 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "binder", "classroom",
          "engines")
 PHASES = ("shared", "serial", "engines")
+#: Each worker group's seconds, read by tests/conftest.py to schedule the longest first.
+GROUP_SECONDS = ROOT / "tests" / "group_seconds.json"
 
 
 def tier_seconds(junit: Path) -> tuple[dict[str, float], dict[str, int], dict[str, int]]:
@@ -49,6 +55,22 @@ def tier_seconds(junit: Path) -> tuple[dict[str, float], dict[str, int], dict[st
         tests[tier] += 1
         failed[tier] += any(child.tag in ("failure", "error") for child in case)
     return seconds, tests, failed
+
+
+def group_seconds(junit: Path) -> dict[str, float]:
+    """Seconds per worker group (tests/conftest.py's ``worker_group``) in the shared phase: what
+    the scheduler reads to hand out the longest groups first."""
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import worker_group
+
+    seconds: dict[str, float] = defaultdict(float)
+    for case in ET.parse(f"{junit}-shared.xml").iter("testcase"):
+        parts = case.get("classname", "").split(".")
+        module, cls = (parts[:-1], parts[-1]) if parts[-1][:1].isupper() else (parts, None)
+        nodeid = "/".join(module) + ".py::" + (f"{cls}::" if cls else "") + case.get("name", "")
+        seconds[worker_group(nodeid) or nodeid] += float(case.get("time", 0))
+    # Groups of one quick test are left out: the scheduler's estimate for them is as good.
+    return {group: round(value, 1) for group, value in sorted(seconds.items()) if value >= 5}
 
 
 def phase_walls(junit: Path) -> str:
@@ -103,8 +125,11 @@ def main() -> None:
             title = "warm `make test` (engine, images and .venv ready)"
         body = (f"{title}: **{wall / 60:.1f} min**\n\n{phase_walls(junit)}\n\n"
                 f"{table(wall, junit)}")
+        groups = group_seconds(junit) if Path(f"{junit}-shared.xml").exists() else {}
     print(body)
     if not args.no_write:
+        if groups:
+            GROUP_SECONDS.write_text(json.dumps(groups, indent=1) + "\n")
         section = "Test suite" + (" (clean clone)" if args.clean else " (warm)")
         write_section(section, "Rerun: `.venv/bin/python bench/bench_suite.py"
                       + (" --clean" if args.clean else "") + "`\n\n" + body)

@@ -1,5 +1,6 @@
 """Shared fixtures. Engine tests use the real engine and fail (never skip) when it is missing."""
 
+import json
 import os
 import re
 import subprocess
@@ -93,17 +94,53 @@ def worker_group(nodeid: str) -> str | None:
     return "host-ports" if module in HOST_PORTS else f"module-{module}"
 
 
+#: Seconds each group took in the last measured run (bench/bench_suite.py writes it).
+GROUP_SECONDS = ROOT / "tests" / "group_seconds.json"
+#: A test's seconds by tier, for a group the file does not know yet (means of a warm run).
+TIER_SECONDS = {"browser": 50, "notebooks": 28, "binder": 26, "engines": 30, "classroom": 10,
+                "grading": 5, "labs": 3.5, "integration": 3, "unit": 0.05}
+
+
+def longest_first(nodeids: list[str]) -> list[str]:
+    """``nodeids`` with the longest groups first (:func:`worker_group`), each group's tests in
+    their order: the workers take the next group as they finish one, so a long group taken last
+    would keep one worker busy while the others wait (measured: about a minute of `make test`).
+    xdist's own order is by number of tests, which puts the notebooks' two-test groups last."""
+    measured = json.loads(GROUP_SECONDS.read_text()) if GROUP_SECONDS.is_file() else {}
+    groups: dict[str, list[str]] = {}
+    for nodeid in nodeids:
+        groups.setdefault(worker_group(nodeid) or nodeid, []).append(nodeid)
+
+    def seconds(group: str) -> float:
+        if group in measured:
+            return measured[group]
+        match = _NODE.match(groups[group][0])
+        return TIER_SECONDS.get(match["tier"] if match else "", 1) * len(groups[group])
+
+    ordered = sorted(groups, key=seconds, reverse=True)  # a stable sort: ties keep their order
+    return [nodeid for group in ordered for nodeid in groups[group]]
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """With ``--dist loadgroup``: xdist's scope scheduling, by :func:`worker_group`. (xdist's own
-    loadgroup reads ``xdist_group`` marks by rewriting node ids, which pytest 9 no longer allows.)"""
+    """With ``--dist loadgroup``: xdist's scope scheduling, by :func:`worker_group`, the longest
+    groups first (:func:`longest_first`). (xdist's own loadgroup reads ``xdist_group`` marks by
+    rewriting node ids, which pytest 9 no longer allows.)"""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    config.option.loadscopereorder = False  # the order is longest_first's
+
     class ByGroup(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return worker_group(nodeid) or nodeid
+
+        def schedule(self) -> None:
+            if self.collection is None:  # the first call: every worker's collection is in
+                for node, collection in self.registered_collections.items():
+                    self.registered_collections[node] = longest_first(collection)
+            super().schedule()
 
     return ByGroup(config, log)
 

@@ -177,13 +177,6 @@ def sealed(client):
 
 
 class TestOnASealedEngine:
-    def test_the_respelled_stack_passes_and_home_is_the_cli_containers(self, tmp_path, sealed):
-        report = orchestration.LAB.check(answer(tmp_path / "respelled", RESPELLED), sealed=sealed)
-        assert_fails_exactly(report, set())
-        environment = report.details["environment"]
-        assert environment["without VERSION"] == {"VERSION": "1", "SEEN_HOME": "/tmp"}
-        assert environment["VERSION=2"]["VERSION"] == "2"
-
     @pytest.mark.parametrize("name", WRONG)
     def test_a_wrong_answer_fails_exactly_the_checks_it_breaks(self, tmp_path, sealed, name):
         text, failing = WRONG[name]
@@ -218,6 +211,15 @@ class TestOnASealedEngine:
         assert [n.name for n in client.networks.list()
                 if n.name not in ("bridge", "host", "none", "docker_gwbridge")] == []
         assert_nothing_labelled_left(client, lesson="grade-orchestration")
+
+
+def test_the_respelled_stack_passes_and_home_is_the_cli_containers(graded):
+    # dee hands in RESPELLED in the round trip: its sealed judge's report, not a second deploy.
+    report = graded.sealed_report("dee")
+    assert_fails_exactly(report, set())
+    environment = report.details["environment"]
+    assert environment["without VERSION"] == {"VERSION": "1", "SEEN_HOME": "/tmp"}
+    assert environment["VERSION=2"]["VERSION"] == "2"
 
 
 # -- the nbgrader round trip (SealedJudge; tests/labs/test_round_trips.py) ----------------------
