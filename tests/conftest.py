@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
@@ -101,48 +102,64 @@ TIER_SECONDS = {"browser": 50, "notebooks": 28, "binder": 26, "engines": 30, "cl
                 "grading": 5, "labs": 3.5, "integration": 3, "unit": 0.05}
 
 
-def longest_first(nodeids: list[str]) -> list[str]:
-    """``nodeids`` with the longest groups first (:func:`worker_group`), each group's tests in
-    their order: the workers take the next group as they finish one, so a long group taken last
-    would keep one worker busy while the others wait (measured: about a minute of `make test`).
-    xdist's own order is by number of tests, which puts the notebooks' two-test groups last."""
-    measured = json.loads(GROUP_SECONDS.read_text()) if GROUP_SECONDS.is_file() else {}
-    groups: dict[str, list[str]] = {}
-    for nodeid in nodeids:
-        groups.setdefault(worker_group(nodeid) or nodeid, []).append(nodeid)
+def _measured() -> dict[str, float]:
+    return json.loads(GROUP_SECONDS.read_text()) if GROUP_SECONDS.is_file() else {}
 
-    def seconds(group: str) -> float:
-        if group in measured:
-            return measured[group]
-        match = _NODE.match(groups[group][0])
-        return TIER_SECONDS.get(match["tier"] if match else "", 1) * len(groups[group])
 
-    ordered = sorted(groups, key=seconds, reverse=True)  # a stable sort: ties keep their order
-    return [nodeid for group in ordered for nodeid in groups[group]]
+def expected_seconds(group: str, nodeids, measured: dict[str, float]) -> float:
+    """How long a group's tests take: as measured, else estimated from their tier."""
+    if group in measured:
+        return measured[group]
+    match = _NODE.match(next(iter(nodeids)))
+    return TIER_SECONDS.get(match["tier"] if match else "", 1) * len(nodeids)
+
+
+class LongestFirst(OrderedDict):
+    """xdist's queue of groups (group → its tests), handing out the longest one left first.
+
+    The workers take the next group as they finish one, so a long group taken last keeps one
+    worker busy while the others wait (measured: about a minute of `make test`). xdist's own order
+    is by number of tests, which put the notebooks' two-test groups (2-3 min each) last. Only the
+    order of the groups changes: what each worker runs is still told by index into its own
+    collection, which stays as it was collected."""
+
+    def __init__(self, measured: dict[str, float] | None = None):
+        super().__init__()
+        self.measured = _measured() if measured is None else measured
+
+    def popitem(self, last: bool = True):
+        if last:
+            return super().popitem(last=True)
+        group = max(self, key=lambda g: expected_seconds(g, self[g], self.measured))
+        return group, self.pop(group)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """With ``--dist loadgroup``: xdist's scope scheduling, by :func:`worker_group`, the longest
-    groups first (:func:`longest_first`). (xdist's own loadgroup reads ``xdist_group`` marks by
+    groups first (:class:`LongestFirst`). (xdist's own loadgroup reads ``xdist_group`` marks by
     rewriting node ids, which pytest 9 no longer allows.)"""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
-    config.option.loadscopereorder = False  # the order is longest_first's
-
     class ByGroup(LoadScopeScheduling):
+        def __init__(self, config, log=None):
+            super().__init__(config, log)
+            self.workqueue = LongestFirst()
+
         def _split_scope(self, nodeid: str) -> str:
             return worker_group(nodeid) or nodeid
 
-        def schedule(self) -> None:
-            if self.collection is None:  # the first call: every worker's collection is in
-                for node, collection in self.registered_collections.items():
-                    self.registered_collections[node] = longest_first(collection)
-            super().schedule()
-
     return ByGroup(config, log)
+
+
+def pytest_sessionfinish(session):
+    """Remove the limited build parents this process kept (docklab.checks.build_bounds): an xdist
+    worker ends without running atexit."""
+    build_bounds = sys.modules.get("docklab.checks.build_bounds")
+    if build_bounds is not None:
+        build_bounds.remove_all()
 
 
 @pytest.fixture(scope="session")
