@@ -17,9 +17,10 @@ TIERS = ("unit", "integration", "notebooks", "labs", "grading", "browser", "bind
          "classroom")
 
 
-#: Lessons that publish the same fixed host ports (8080-8082) many times over. (Doctor's test
-#: that every course port is free runs alone, in SERIAL: 05, 09 and 10 publish course ports too.)
-HOST_PORTS = {"04-networking", "07-best-practices"}
+#: Lessons that publish the same fixed host ports: 8080 (04 and 05), 8082 (04 and 07). (Doctor's
+#: test that every course port is free runs alone, in SERIAL: 09 and 10 publish course ports too,
+#: each its own.) 05 had been left out, and met 04 on 8080 once the longest groups went first.
+HOST_PORTS = {"04-networking", "05-compose", "07-best-practices"}
 LABS = {p.name for p in (ROOT / "grader" / "source").iterdir() if p.is_dir()}
 _NODE = re.compile(r"^tests/(?P<tier>\w+)/(?P<module>\w+)\.py::[^\[]*(?:\[(?P<param>.*)\])?$")
 

@@ -19,6 +19,7 @@ def test_every_run_of_a_notebook_is_in_one_group():
 
 def test_notebooks_with_host_ports_share_a_group_and_doctor_runs_alone():
     assert worker_group(f"{BROWSER}[04-networking]") == "host-ports"
+    assert worker_group(f"{NOTEBOOKS}::test_notebook_runs_solved[05-compose]") == "host-ports"
     assert worker_group(f"{NOTEBOOKS}::test_notebook_runs_solved[07-best-practices]") == "host-ports"
     # doctor's tests want every course port free, which any lesson may publish: the serial phase
     assert "test_doctor" in SERIAL
