@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import uuid
 from contextlib import ExitStack
 
 import pytest
@@ -132,9 +133,14 @@ def docklab_check(case, client, learner_env, sealed_engines):
     def run(answer, *flags: str):
         sealed = sealed_engines(case.lab) if case.check_on_a_sealed_engine else None
         env = {"DOCKER_HOST": f"unix://{sealed.socket_path}"} if sealed else {}
-        result = run_docklab("check", case.lab, str(answer), *flags, env=env)
+        # A session of its own: what the command made carries it, the limited build parent it
+        # kept for later builds (docklab.checks.build_bounds, no learner's) included.
+        session = uuid.uuid4().hex[:12]
+        result = run_docklab("check", case.lab, str(answer), *flags,
+                             env={**env, "DOCKLAB_SESSION": session})
         assert "Traceback" not in result.stderr, result.stderr
         assert_nothing_labelled_left(client, learner=learner_env)
+        assert_nothing_labelled_left(client, session=session)
         assert case.unlabelled_leftovers(client) == []
         if sealed:
             # Whatever swarm the check made in the sealed engine, it left again.

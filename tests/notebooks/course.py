@@ -318,7 +318,9 @@ def execute(path: Path, solutions: dict[str, str], attempt: str, *,
                              ) from None
     finally:
         if km.has_kernel:  # a kernel that died or timed out is still ours to stop
-            km.shutdown_kernel(now=True)
+            # Asked first, as JupyterLab asks it (killed only if it does not stop): the kernel
+            # removes on its way out what it kept, the limited build parents of its checks.
+            km.shutdown_kernel()
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     if not all(cell.get("execution_count") for cell in code):
         raise NotebookFailed(f"{path.name} ({attempt}): not every cell ran")
