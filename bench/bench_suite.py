@@ -13,7 +13,7 @@ JUnit reports (``make test JUNIT=prefix``), by the folder the test lives in; in 
 three workers run at once, so the sums there add up to more than the wall time.
 
 It also writes tests/group_seconds.json, each worker group's seconds in the shared phase, from
-which `make test` hands the longest groups out first (tests/conftest.py, ``longest_first``).
+which `make test` hands the longest groups out first (tests/conftest.py, ``LongestFirst``).
 
 Run: .venv/bin/python bench/bench_suite.py [--clean] [--no-write]
 """

@@ -59,7 +59,7 @@ _idle: dict[tuple, list[BoundParent]] = {}
 _lock = threading.Lock()
 
 
-def borrow(client: docker.DockerClient, key: tuple, build_timeout: float,
+def borrow(key: tuple, build_timeout: float,
            start: Callable[[], BoundParent | None]) -> BoundParent | None:
     """An idle parent for ``key`` (engine, image, limits) that is still running, with time left
     for a build of ``build_timeout``; else a new one from ``start()`` (None: none could be made).

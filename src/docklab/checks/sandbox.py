@@ -16,8 +16,9 @@ A :class:`Sandbox` bounds each of those and always cleans up:
   driver, the build's step containers are also placed under a small limited "parent" container
   (``cgroupparent``, BuildKit's ``--cgroup-parent``), so the whole build shares one pids, memory
   and CPU budget (the parent is kept and lent to the next build, :mod:`docklab.checks.build_bounds`,
-  as BuildKit's cache holds only under the same parent); elsewhere a legacy build is bounded by memory, CPU and time, a BuildKit one by
-  time (``details["build_pids_bounded"]`` says which; a sealed engine bounds them as a whole);
+  as BuildKit's cache holds only under the same parent); elsewhere a legacy build is bounded by
+  memory, CPU and time, a BuildKit one by time (``details["build_pids_bounded"]`` says which; a
+  sealed engine bounds them as a whole);
 - **output**: a build that prints more than ``build_log_bytes`` is stopped; a container that
   prints more than ``output_bytes`` is killed; only that much is kept (and the json-file log
   of each container is capped on disk);
@@ -429,7 +430,7 @@ class Sandbox:
             key = (info.get("ID"), image, self.limits)
             try:
                 self._parent = build_bounds.borrow(
-                    self.client, key, self.limits.build_timeout,
+                    key, self.limits.build_timeout,
                     lambda: build_bounds.start_parent(self.client, key, image,
                                                       self.container_limits()))
             except (docker.errors.APIError, docker.errors.ImageNotFound, IndexError):
