@@ -19,13 +19,15 @@ The lessons' build view (:mod:`docklab.widgets.build`) and grading both use thes
 from __future__ import annotations
 
 import base64
+import io
 import os
 import re
 import shutil
 from pathlib import Path
 
 __all__ = ["LOST_LAYER", "LOST_LAYER_NOTE", "BuildKitModel", "buildkit_available", "buildx_command",
-           "buildx_plugin", "is_cancellation", "isolated_cli_env", "lost_a_layer"]
+           "buildx_plugin", "dockerfile_stages", "is_cancellation", "isolated_cli_env",
+           "lost_a_layer"]
 
 #: A Dockerfile step's vertex: "[2/3] RUN ...", "[build 2/5] RUN ..." in a named stage, and
 #: "[ 2/12] RUN ..." (BuildKit pads the number when a stage has ten steps or more).
@@ -130,6 +132,72 @@ class BuildKitModel:
             "image_id": self.image_id, "tags": list(self.tags), "error": self.error,
             "finished": self.finished, "builder": "buildkit",
         }
+
+
+#: A heredoc's opening (``RUN <<EOF``, ``<<-"EOF"``): its body lines are no instructions.
+_HEREDOC = re.compile(r"<<-?\s*([\"']?)([A-Za-z_]\w*)\1")
+#: Where an instruction takes files from another stage: ``COPY --from=build``, and a RUN's
+#: ``--mount=type=cache,from=build,...``.
+_STAGE_REFERENCE = re.compile(r"--from=(\S+)|--mount=\S*?\bfrom=([^,\s]+)", re.IGNORECASE)
+
+
+def dockerfile_stages(dockerfile: str) -> list[tuple[str, list[str]]]:
+    """The stages a build of ``dockerfile``'s last stage is made of, as :meth:`BuildKitModel.stages`
+    gives them (stage name, its instructions; the image's own stage last; only the stages it
+    needs; no FROM step for ``FROM scratch`` or ``FROM <stage>``), read from the Dockerfile.
+
+    A check reads them here rather than from the build's progress: BuildKit runs a step that a
+    concurrent build on the same engine also runs once for both, and reports it under that
+    build's stage name (measured on Engine 26.1: a one-stage build showed ``[build 2/2] RUN``
+    of another's), which made a one-stage answer look like two stages."""
+    from dockerfile_parse import DockerfileParser
+
+    parser = DockerfileParser(fileobj=io.BytesIO(dockerfile.encode()))
+    images = iter(parser.parent_images)  # each FROM's image, its ARGs filled in
+    stages: list[tuple[str, str, list[str]]] = []  # name, image, instructions
+    heredoc_ends: list[str] = []
+    for item in parser.structure:
+        instruction, value = item["instruction"], item["value"].strip()
+        image = next(images, "") if instruction == "FROM" else ""
+        if heredoc_ends:  # a line of a heredoc's body, or its end
+            if instruction == heredoc_ends[0].upper() and not value:
+                heredoc_ends.pop(0)
+            continue
+        if instruction == "COMMENT" or (instruction != "FROM" and not stages):
+            continue
+        if instruction == "FROM":
+            words = value.split()
+            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else ""
+            stages.append((name.lower(), image, []))
+            known = {stage[0] for stage in stages[:-1]}
+            if image.lower() not in known | {"scratch"}:
+                stages[-1][2].append(f"FROM {image}")
+            continue
+        stages[-1][2].append(f"{instruction} {value}")
+        heredoc_ends += [match.group(2) for match in _HEREDOC.finditer(value)]
+    if not stages:
+        return []
+
+    def stage_index(reference: str) -> int | None:
+        reference = reference.strip("\"'").lower()
+        if reference.isdigit():
+            return int(reference) if int(reference) < len(stages) else None
+        return next((i for i, stage in enumerate(stages) if stage[0] == reference), None)
+
+    needed, todo = set(), [len(stages) - 1]
+    while todo:
+        index = todo.pop()
+        if index in needed:
+            continue
+        needed.add(index)
+        name, image, instructions = stages[index]
+        references = [image] + [group for text in instructions
+                                for match in _STAGE_REFERENCE.finditer(text)
+                                for group in match.groups() if group]
+        todo += [i for i in map(stage_index, references) if i is not None and i < index]
+    several = len(stages) > 1  # BuildKit names an unnamed stage by its index then
+    return [(stages[i][0] or (f"stage-{i}" if several else ""), stages[i][2])
+            for i in sorted(needed)]
 
 
 def is_cancellation(error: str) -> bool:

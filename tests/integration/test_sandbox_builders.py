@@ -13,6 +13,7 @@ and cleanup hold on both.
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -151,6 +152,33 @@ def test_the_next_check_builds_from_the_cache_under_the_same_limited_parent(clie
             made.append(client.containers.run(result.image_id, ["cat", "/made"], remove=True,
                                               labels=L.labels_for(LESSON, kind="container")))
     assert made[0] == made[1]
+
+
+def test_a_one_stage_answer_is_one_stage_beside_a_build_sharing_its_step(client, clean,
+                                                                           tmp_path):
+    # BuildKit runs a step that two builds in flight on one engine both have once, and reports it
+    # to both under the first build's name: here "[build 2/2] RUN ...", a stage this answer does
+    # not have. Read from the progress, the answer had two stages (a lab check once failed so).
+    step = f"RUN sleep 6 && echo {uuid.uuid4().hex} > /made"
+    iidfile = tmp_path / "other.iid"
+    other = subprocess.Popen(
+        ["docker", "buildx", "build", "--progress=plain", "--iidfile", str(iidfile),
+         *[f"--label={k}={v}" for k, v in L.labels_for(LESSON, kind="image").items()], "-"],
+        text=True, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    other.stdin.write(f"FROM busybox AS build\n{step}\nFROM busybox\n"
+                      "COPY --from=build /made /made\n")
+    other.stdin.close()
+    try:
+        time.sleep(2)  # the other build's step is running
+        with Sandbox(client, LESSON, Limits(), helper_image="debian:12",
+                     builder="buildkit") as sandbox:
+            result = sandbox.build(_context(f"FROM busybox\n{step}\n"))
+    finally:
+        assert other.wait(timeout=60) == 0, other.stderr.read()
+        client.images.remove(iidfile.read_text().strip(), force=True)
+    assert result.ok, result.error
+    assert result.stages == [("", ["FROM busybox", step])]
+    assert result.base == "busybox"
 
 
 def test_the_image_carries_the_labels_and_its_id(client, builder, clean):

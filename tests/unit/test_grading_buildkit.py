@@ -217,3 +217,25 @@ def test_buildkit_clipping_a_steps_output_is_a_flood_at_once():
 def test_engine_20_10s_buildkit_words_a_missing_file_its_own_way():
     copy = BuildResult(builder="buildkit", error='"/etc/passwd" not found: not found')
     assert build_failed(copy, Limits(), MOBY).startswith("COPY found no such file")
+
+
+@pytest.mark.parametrize(("dockerfile", "stages"), [
+    ("FROM debian:12\nCOPY hello.c /src/\nRUN gcc -o /hello /src/hello.c\n",
+     [("", ["FROM debian:12", "COPY hello.c /src/", "RUN gcc -o /hello /src/hello.c"])]),
+    # the image's own stage last, as BuildKit names an unnamed stage; scratch has no FROM step
+    ("FROM debian:12 AS build\nRUN gcc\nFROM scratch\nCOPY --from=build /hello /hello\n",
+     [("build", ["FROM debian:12", "RUN gcc"]), ("stage-1", ["COPY --from=build /hello /hello"])]),
+    # a stage the image does not need is not built; an ARG fills a FROM in
+    ("ARG BASE=busybox\nFROM debian:12 AS build\nRUN gcc\nFROM $BASE\nCOPY hello /hello\n",
+     [("stage-1", ["FROM busybox", "COPY hello /hello"])]),
+    # FROM <stage> and a RUN's --mount from= need their stage; a heredoc's lines are no FROM
+    ("FROM debian:12 AS Build\nRUN <<EOF\necho hi\nFROM nothing\nEOF\n"
+     "FROM build AS test\nRUN --mount=type=cache,target=/c,from=build true\n"
+     "FROM debian:12 AS unused\nFROM scratch\nCOPY --from=1 /x /x\n",
+     [("build", ["FROM debian:12", "RUN <<EOF"]),
+      ("test", ["RUN --mount=type=cache,target=/c,from=build true"]),
+      ("stage-3", ["COPY --from=1 /x /x"])]),
+    ("# only a comment\n", []),
+])
+def test_the_stages_are_read_from_the_dockerfile(dockerfile, stages):
+    assert buildkit.dockerfile_stages(dockerfile) == stages

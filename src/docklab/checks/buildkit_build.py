@@ -34,13 +34,20 @@ import os
 import re
 import signal
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from docklab.buildkit import BuildKitModel, buildx_command, is_cancellation, isolated_cli_env
+from docklab.buildkit import (
+    BuildKitModel,
+    buildx_command,
+    dockerfile_stages,
+    is_cancellation,
+    isolated_cli_env,
+)
 
 #: How long a cancelled CLI gets to end the build itself (SIGINT) before it is killed.
 CANCEL_GRACE = 10.0
@@ -163,7 +170,9 @@ def build(client, context: io.BytesIO, *, limits, labels: dict[str, str] | None,
         result.log = progress.tail
         result.steps = [(step["instruction"], step["digest"])
                         for step in progress.model.ordered_steps()]
-        result.stages = progress.model.stages()
+        dockerfile = _dockerfile_of(context)
+        result.stages = (dockerfile_stages(dockerfile) if dockerfile is not None
+                         else progress.model.stages())
         result.step_output = progress.outputs.get(progress.last_vertex, "")
         if not (result.timed_out or result.flooded):
             image = _image_id(metadata) or (
@@ -174,6 +183,17 @@ def build(client, context: io.BytesIO, *, limits, labels: dict[str, str] | None,
                 result.error = progress.error() or f"docker buildx build exited {code}"
     result.seconds = time.monotonic() - started
     return result
+
+
+def _dockerfile_of(context: io.BytesIO) -> str | None:
+    """The Dockerfile in the tar ``context``, or None."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(context.getvalue())) as tar:
+            member = next((m for m in tar.getmembers()
+                           if m.name in ("Dockerfile", "./Dockerfile") and m.isfile()), None)
+            return tar.extractfile(member).read().decode("utf-8", "replace") if member else None
+    except tarfile.TarError:
+        return None
 
 
 def _image_id(metadata: Path) -> str:
