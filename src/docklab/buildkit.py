@@ -166,7 +166,7 @@ def dockerfile_stages(dockerfile: str) -> list[tuple[str, list[str]]]:
         if instruction == "COMMENT" or (instruction != "FROM" and not stages):
             continue
         if instruction == "FROM":
-            words = value.split()
+            words = [word for word in value.split() if not word.startswith("--")]  # --platform
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else ""
             stages.append((name.lower(), image, []))
             known = {stage[0] for stage in stages[:-1]}

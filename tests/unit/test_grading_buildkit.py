@@ -229,12 +229,16 @@ def test_engine_20_10s_buildkit_words_a_missing_file_its_own_way():
     ("ARG BASE=busybox\nFROM debian:12 AS build\nRUN gcc\nFROM $BASE\nCOPY hello /hello\n",
      [("stage-1", ["FROM busybox", "COPY hello /hello"])]),
     # FROM <stage> and a RUN's --mount from= need their stage; a heredoc's lines are no FROM
-    ("FROM debian:12 AS Build\nRUN <<EOF\necho hi\nFROM nothing\nEOF\n"
+    (("FROM debian:12 AS Build\nRUN <<EOF\necho hi\nFROM nothing\nEOF\n"
      "FROM build AS test\nRUN --mount=type=cache,target=/c,from=build true\n"
-     "FROM debian:12 AS unused\nFROM scratch\nCOPY --from=1 /x /x\n",
+     "FROM debian:12 AS unused\nFROM scratch\nCOPY --from=1 /x /x\n"),
      [("build", ["FROM debian:12", "RUN <<EOF"]),
       ("test", ["RUN --mount=type=cache,target=/c,from=build true"]),
       ("stage-3", ["COPY --from=1 /x /x"])]),
+    (("FROM --platform=$BUILDPLATFORM debian:12 AS build\nRUN gcc\n"
+     "FROM busybox\nCOPY --from=build /hello /hello\n"),
+     [("build", ["FROM debian:12", "RUN gcc"]), ("stage-1", ["FROM busybox",
+                                                            "COPY --from=build /hello /hello"])]),
     ("# only a comment\n", []),
 ])
 def test_the_stages_are_read_from_the_dockerfile(dockerfile, stages):
