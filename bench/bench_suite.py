@@ -6,9 +6,10 @@ clean:  `bash .ci/run` in a fresh clone of HEAD (what CI pays; a warm engine and
         a new venv, pip cache or not, and every test)
 
 `make test` runs in two phases: the tests that may share the engine on three workers
-(pytest-xdist), then the ``serial`` ones (tests/grading and test_lesson: they compare the whole engine before and after)
-alone. `.ci/run` adds a third, the engine matrix (`make test-engines`: tests/engines on Engine 26 and
-28, a worker per engine). The per-tier figures are the sums of each test's set-up, call and tear-down time from the
+(pytest-xdist), then the ``serial`` ones alone (tests/grading and test_lesson: they compare the
+whole engine before and after; test_doctor: it wants every course port free). `.ci/run` adds a
+third, the engine matrix (`make test-engines`: tests/engines on Engine 26 and 28, a worker per
+engine). The per-tier figures are the sums of each test's set-up, call and tear-down time from the
 JUnit reports (``make test JUNIT=prefix``), by the folder the test lives in; in the first phase
 three workers run at once, so the sums there add up to more than the wall time.
 
