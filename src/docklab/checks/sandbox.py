@@ -623,20 +623,23 @@ class Sandbox:
 
     # -- bounded run ----------------------------------------------------------------------------
 
-    def run(self, image_id: str, command: list[str] | None = None) -> RunResult:
-        """``docker run --rm`` of the image with ``command`` as arguments, bounded.
+    def run(self, image_id: str, command: list[str] | None = None, *,
+            mounts: list | None = None) -> RunResult:
+        """``docker run --rm`` of the image with ``command`` as arguments (and ``mounts``,
+        docker-py's Mount objects), bounded.
 
         A run that ends well having printed nothing at all is run once more: on a loaded host
         the engine has been seen to lose the whole output of a quick container (a right
         multi-stage answer's greeting came back as ''), as it loses an exec's. A program that
         really prints nothing prints nothing twice, for the cost of one more short run.
         """
-        result = self._run_once(image_id, command)
+        result = self._run_once(image_id, command, mounts)
         if result.ok and not result.output:
-            result = self._run_once(image_id, command)
+            result = self._run_once(image_id, command, mounts)
         return result
 
-    def _run_once(self, image_id: str, command: list[str] | None) -> RunResult:
+    def _run_once(self, image_id: str, command: list[str] | None,
+                  mounts: list | None = None) -> RunResult:
         result = RunResult()
         started = time.monotonic()
         try:
@@ -644,7 +647,7 @@ class Sandbox:
             # json-file log of a flood (`yes`) keeps the engine busy writing and rotating it.
             container = self.client.containers.create(
                 image_id, command, detach=True, labels=self.labels("container"),
-                network_disabled=True, stdin_open=False, tty=False,
+                network_disabled=True, stdin_open=False, tty=False, mounts=mounts or [],
                 **{**self.container_limits(), "log_config": LogConfig(type="none")})
         except docker.errors.APIError as exc:
             result.error = exc.explanation or str(exc)

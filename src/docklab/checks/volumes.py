@@ -379,39 +379,24 @@ class Runner:
         except docker.errors.NotFound:
             seen.exit_code = None   # --rm removed it on stop
 
-    def look_into(self, mount: dict, tries: int = 3) -> tuple[bool, str | None]:
+    def look_into(self, mount: dict) -> tuple[bool, str | None]:
         """(whether the volume a container had on ``mount`` is still there, the notes in it),
-        read by a helper container; the notes are None when no helper could read them.
+        read by a helper container; the notes are None when the helper could not read them.
 
-        The helper says when it has read them, so that a run whose output the engine lost (seen
-        on a loaded host, as for an exec's) is run again rather than taken for "no note"."""
+        The helper says when it has read them: a run whose output the engine lost (seen on a
+        loaded host) comes back empty, which :meth:`Sandbox.run` runs once more, and is never
+        taken for "no note"."""
         name = mount.get("Name")
         try:
             self.sandbox.client.volumes.get(name)
         except docker.errors.NotFound:
             return False, None
-        target = mount.get("Destination", DATA)
-        for attempt in range(tries):
-            if attempt:
-                time.sleep(0.5)
-            try:
-                helper = self.sandbox.client.containers.run(
-                    self.helper_image, ["sh", "-c", f"cat {NOTES}; echo {_LISTED}"], detach=True,
-                    labels=self.sandbox.labels("container"), network_mode="none",
-                    mounts=[Mount(target, name, type="volume", read_only=True)],
-                    **self.sandbox.container_limits())
-            except docker.errors.APIError:
-                continue
-            try:
-                helper.wait(timeout=15)
-                text = _logs(helper)
-            except (requests.exceptions.RequestException, docker.errors.APIError):
-                text = ""
-            finally:
-                self.sandbox.remove_container(helper.id)
-            if _LISTED in text:
-                return True, text.replace(_LISTED, "")
-        return True, None
+        read = self.sandbox.run(
+            self.helper_image, ["sh", "-c", f"cat {NOTES}; echo {_LISTED}"],
+            mounts=[Mount(mount.get("Destination", DATA), name, type="volume", read_only=True)])
+        if _LISTED not in read.output:
+            return True, None
+        return True, read.output.replace(_LISTED, "")
 
 
 def _logs(container) -> str:
