@@ -190,7 +190,7 @@ def dockerfile_stages(dockerfile: str) -> list[tuple[str, list[str]]]:
         if index in needed:
             continue
         needed.add(index)
-        name, image, instructions = stages[index]
+        _, image, instructions = stages[index]
         references = [image] + [group for text in instructions
                                 for match in _STAGE_REFERENCE.finditer(text)
                                 for group in match.groups() if group]
